@@ -1,0 +1,187 @@
+/* Private: the heaptrail trace format (.htr), version 1 — constants, header layouts and the
+ * helpers that encode/decode them. Specified for humans in docs/trace-format.md; the one
+ * writer (agent side) and the one reader (CLI side) both build on this file. */
+#ifndef HTR_TRACE_FORMAT_H
+#define HTR_TRACE_FORMAT_H
+#include <stdint.h>
+#include <string.h>
+#include "base/hash.h"
+
+#define HTRI_TRACE_MAGIC "\x89HTRACE\n"    /* 8 bytes, PNG-style: catches text-mode damage */
+#define HTRI_TRACE_VERSION 1
+#define HTRI_FILE_HEADER_SIZE 64
+#define HTRI_FRAME_MAGIC 0x46525448u       /* "HTRF" little-endian */
+#define HTRI_FRAME_HEADER_SIZE 48
+#define HTRI_FRAME_MAX_RAW (16u << 20)     /* reader refuses larger frames as corrupt */
+
+/*  File header, 64 bytes, little-endian, uncompressed:
+ *
+ *   0      8    10   12      16    20     24               32              40     44    48           60     64
+ *   +------+----+----+-------+-----+------+----------------+---------------+------+-----+------------+------+
+ *   |magic |vmaj|vmin|hdr_sz |pid  |ppid  |start_realtime  |start_mono_ns  |flags |ptrsz|reserved(0) |fnv1a |
+ *   +------+----+----+-------+-----+------+----------------+---------------+------+-----+------------+------+
+ *  Every time in the file is nanoseconds since start_mono_ns (CLOCK_MONOTONIC of the process).
+ *  The checksum is FNV-1a-32 over bytes 0..59. */
+typedef struct htri_file_header {
+    uint16_t version_major, version_minor;
+    uint32_t pid, ppid;
+    uint64_t start_realtime_ns, start_mono_ns;
+    uint32_t flags;
+} htri_file_header;
+
+enum { HTRI_FILE_FORKED = 1u << 0,     /* written by a forked child: inherited state follows */
+       HTRI_FILE_LEAK_ONLY = 1u << 1 };/* --record=none: no events, only leak/error records */
+
+/*  Frame header, 48 bytes, then comp_size bytes: one zstd frame (content checksum on) that
+ *  decompresses to raw_size bytes of records.
+ *
+ *   0      4    5    6       8     12         16        20         24        32        40    44     48
+ *   +------+----+----+-------+-----+----------+---------+----------+---------+---------+-----+------+
+ *   |"HTRF"|kind|rsv |hdr_sz |tid  |n_records |raw_size |comp_size |t_first  |t_last   |seq  |fnv1a |
+ *   +------+----+----+-------+-----+----------+---------+----------+---------+---------+-----+------+
+ *  kind: HTRI_FRAME_META (written only by the writer thread, in file order) or
+ *  HTRI_FRAME_EVENTS (one thread's events in that thread's order; frames of different threads
+ *  may overlap in time, the reader merges them by timestamp). seq counts frames from 0. */
+enum { HTRI_FRAME_META = 1, HTRI_FRAME_EVENTS = 2 };
+
+typedef struct htri_frame_header {
+    uint8_t kind;
+    uint32_t tid, n_records, raw_size, comp_size;
+    uint64_t t_first, t_last;
+    uint32_t seq;
+} htri_frame_header;
+
+/* Record tags. Every record is a tag byte then LEB128 varints ("str" = varint length + bytes).
+ *
+ * META records (absolute times t):
+ *   INFO          key:str value:str                         (cmdline, exe, options, hostname...)
+ *   MODULE        id bias start end build_id:str path:str t (start/end: absolute addresses)
+ *   MODULE_UNLOAD id t
+ *   NODES         first_id count {parent_delta pc}*count    (stack trie; id 0 = root/empty;
+ *                                                            parent = id - parent_delta)
+ *   THREAD        tid t name:str                            (first sight, rename)
+ *   THREAD_END    tid t
+ *   RSS           t rss_bytes
+ *   FORK_BASE     t parent_pid allocs frees bytes           (child: memcheck-style counters
+ *                                                            inherited from the parent)
+ *   MESSAGE       t level text:str                          (the agent's own warnings)
+ *   END           t how status peak_rss dropped_events      (how: HTRI_END_*)
+ * EVENTS records (dt = ns since the previous record of the frame, or since t_first for the
+ * first; addr_d = zigzag(addr - previous addr of the frame), previous starts at 0):
+ *   ALLOC+family      dt size node addr_d      (family: HTRI_FAM_*)
+ *   INHERIT+family    dt size node addr_d      (forked child: block live at fork; not an alloc)
+ *   FREE+ffamily      dt addr_d                (ffamily: HTRI_FFAM_*)
+ *   MMAP              dt len node addr_d       (anonymous mappings, counted apart from heap)
+ *   MUNMAP            dt len addr_d
+ *   ALLOC_FAILED      dt size node family      (the allocator returned NULL)
+ * A realloc that succeeds is FREE+HTRI_FFAM_REALLOC of the old block then ALLOC+HTRI_FAM_REALLOC
+ * with dt 0 (memcheck counts it as one free and one alloc); realloc(p, 0) is the FREE alone;
+ * free(NULL) is not recorded. Tags 0x40-0x7f are reserved for leak and error records. */
+enum {
+    HTRI_REC_INFO = 0x01, HTRI_REC_MODULE = 0x02, HTRI_REC_MODULE_UNLOAD = 0x03,
+    HTRI_REC_NODES = 0x04, HTRI_REC_THREAD = 0x05, HTRI_REC_THREAD_END = 0x06,
+    HTRI_REC_RSS = 0x07, HTRI_REC_FORK_BASE = 0x08, HTRI_REC_MESSAGE = 0x09,
+    HTRI_REC_END = 0x0a,
+    HTRI_REC_ALLOC = 0x10,        /* + family, 0x10..0x17 */
+    HTRI_REC_INHERIT = 0x18,      /* + family, 0x18..0x1f */
+    HTRI_REC_FREE = 0x20,         /* + free family, 0x20..0x27 */
+    HTRI_REC_MMAP = 0x28, HTRI_REC_MUNMAP = 0x29, HTRI_REC_ALLOC_FAILED = 0x2a,
+};
+
+/* Allocation families: which function made a block (mismatch detection needs it). */
+enum { HTRI_FAM_MALLOC = 0, HTRI_FAM_CALLOC = 1, HTRI_FAM_REALLOC = 2, HTRI_FAM_MEMALIGN = 3,
+       HTRI_FAM_NEW = 4, HTRI_FAM_NEW_ARRAY = 5, HTRI_FAM_COUNT = 6 };
+/* Free families: which function released it. */
+enum { HTRI_FFAM_FREE = 0, HTRI_FFAM_REALLOC = 1, HTRI_FFAM_DELETE = 2,
+       HTRI_FFAM_DELETE_ARRAY = 3, HTRI_FFAM_COUNT = 4 };
+/* How the process ended (END record). */
+enum { HTRI_END_EXIT = 0,      /* exit()/return from main; status = exit code if known */
+       HTRI_END_SIGNAL = 1,    /* fatal signal; status = signal number */
+       HTRI_END_EXEC = 2,      /* replaced by exec */
+       HTRI_END_UNKNOWN = 3 };
+/* MESSAGE levels. */
+enum { HTRI_MSG_INFO = 0, HTRI_MSG_WARNING = 1, HTRI_MSG_ERROR = 2 };
+
+static inline void htri_put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void htri_put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline void htri_put_u64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i)); }
+static inline uint16_t htri_get_u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t htri_get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t htri_get_u64(const uint8_t *p)
+{
+    return (uint64_t)htri_get_u32(p) | (uint64_t)htri_get_u32(p + 4) << 32;
+}
+
+static inline void htri_file_header_encode(const htri_file_header *h, uint8_t out[HTRI_FILE_HEADER_SIZE])
+{
+    memset(out, 0, HTRI_FILE_HEADER_SIZE);
+    memcpy(out, HTRI_TRACE_MAGIC, 8);
+    htri_put_u16(out + 8, h->version_major);
+    htri_put_u16(out + 10, h->version_minor);
+    htri_put_u32(out + 12, HTRI_FILE_HEADER_SIZE);
+    htri_put_u32(out + 16, h->pid);
+    htri_put_u32(out + 20, h->ppid);
+    htri_put_u64(out + 24, h->start_realtime_ns);
+    htri_put_u64(out + 32, h->start_mono_ns);
+    htri_put_u32(out + 40, h->flags);
+    htri_put_u32(out + 44, 8);
+    htri_put_u32(out + 60, htri_fnv1a32(out, 60));
+}
+
+/* Returns 0, HTRI_E_FOREIGN (bad magic) , HTRI_E_CORRUPT (checksum) or HTRI_E_VERSION. */
+static inline int htri_file_header_decode(const uint8_t in[HTRI_FILE_HEADER_SIZE], htri_file_header *h)
+{
+    if (memcmp(in, HTRI_TRACE_MAGIC, 8) != 0) return -1003;
+    if (htri_get_u32(in + 60) != htri_fnv1a32(in, 60)) return -1002;
+    h->version_major = htri_get_u16(in + 8);
+    h->version_minor = htri_get_u16(in + 10);
+    if (h->version_major != HTRI_TRACE_VERSION || htri_get_u32(in + 12) != HTRI_FILE_HEADER_SIZE)
+        return -1004;
+    h->pid = htri_get_u32(in + 16);
+    h->ppid = htri_get_u32(in + 20);
+    h->start_realtime_ns = htri_get_u64(in + 24);
+    h->start_mono_ns = htri_get_u64(in + 32);
+    h->flags = htri_get_u32(in + 40);
+    return 0;
+}
+
+static inline void htri_frame_header_encode(const htri_frame_header *h, uint8_t out[HTRI_FRAME_HEADER_SIZE])
+{
+    memset(out, 0, HTRI_FRAME_HEADER_SIZE);
+    htri_put_u32(out, HTRI_FRAME_MAGIC);
+    out[4] = h->kind;
+    htri_put_u16(out + 6, HTRI_FRAME_HEADER_SIZE);
+    htri_put_u32(out + 8, h->tid);
+    htri_put_u32(out + 12, h->n_records);
+    htri_put_u32(out + 16, h->raw_size);
+    htri_put_u32(out + 20, h->comp_size);
+    htri_put_u64(out + 24, h->t_first);
+    htri_put_u64(out + 32, h->t_last);
+    htri_put_u32(out + 40, h->seq);
+    htri_put_u32(out + 44, htri_fnv1a32(out, 44));
+}
+
+/* Returns 0 or HTRI_E_CORRUPT (bad magic, checksum, kind or sizes). */
+static inline int htri_frame_header_decode(const uint8_t in[HTRI_FRAME_HEADER_SIZE], htri_frame_header *h)
+{
+    if (htri_get_u32(in) != HTRI_FRAME_MAGIC || htri_get_u32(in + 44) != htri_fnv1a32(in, 44) ||
+        htri_get_u16(in + 6) != HTRI_FRAME_HEADER_SIZE)
+        return -1002;
+    h->kind = in[4];
+    h->tid = htri_get_u32(in + 8);
+    h->n_records = htri_get_u32(in + 12);
+    h->raw_size = htri_get_u32(in + 16);
+    h->comp_size = htri_get_u32(in + 20);
+    h->t_first = htri_get_u64(in + 24);
+    h->t_last = htri_get_u64(in + 32);
+    h->seq = htri_get_u32(in + 40);
+    if ((h->kind != HTRI_FRAME_META && h->kind != HTRI_FRAME_EVENTS) ||
+        h->raw_size > HTRI_FRAME_MAX_RAW || h->t_last < h->t_first)
+        return -1002;
+    return 0;
+}
+
+#endif
