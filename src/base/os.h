@@ -18,6 +18,11 @@ size_t htri_os_page_size(void);
 void *htri_os_pages_alloc(size_t bytes);
 void *htri_os_pages_reserve(size_t bytes);
 void htri_os_pages_free(void *p, size_t bytes);
+/* The mappings made through the calls above (our own memory), for the leak scan to skip.
+ * Copies up to cap regions; returns how many exist. */
+#define HTRI_OS_MAX_REGIONS 4096
+typedef struct htri_os_region { uintptr_t start, end; } htri_os_region;
+int htri_os_own_regions(htri_os_region *out, int cap);
 
 /* write(2) until done or error; returns 0 or -errno. Retries EINTR. */
 int htri_os_write_all(int fd, const void *buf, size_t n);

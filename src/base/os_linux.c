@@ -34,22 +34,68 @@ size_t htri_os_page_size(void)
     return page;
 }
 
-void *htri_os_pages_alloc(size_t bytes)
+/* Every mapping we make for ourselves is listed here, so the leak scan can leave our own
+ * memory out of its roots. Raw syscalls, because the agent interposes mmap/munmap and its
+ * own pages must not show up in the program's profile. */
+static struct {
+    volatile int lock;
+    int n_regions;
+    htri_os_region regions[HTRI_OS_MAX_REGIONS];
+} g_os;
+
+static void os_lock(void)
 {
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    while (__atomic_exchange_n(&g_os.lock, 1, __ATOMIC_ACQUIRE))
+        while (__atomic_load_n(&g_os.lock, __ATOMIC_RELAXED)) __builtin_ia32_pause();
+}
+static void os_unlock(void) { __atomic_store_n(&g_os.lock, 0, __ATOMIC_RELEASE); }
+
+static void os_region_add(void *p, size_t bytes)
+{
+    os_lock();
+    if (g_os.n_regions < HTRI_OS_MAX_REGIONS) {
+        g_os.regions[g_os.n_regions].start = (uintptr_t)p;
+        g_os.regions[g_os.n_regions].end = (uintptr_t)p + bytes;
+        g_os.n_regions++;
+    }
+    os_unlock();
 }
 
-void *htri_os_pages_reserve(size_t bytes)
+static void *os_map(size_t bytes, int extra_flags)
 {
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    long r = syscall(SYS_mmap, NULL, bytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+    if (r < 0 && r > -4096) return NULL;  /* glibc's syscall() already set errno */
+    if ((void *)r == MAP_FAILED) return NULL;
+    os_region_add((void *)r, bytes);
+    return (void *)r;
 }
+
+void *htri_os_pages_alloc(size_t bytes) { return os_map(bytes, 0); }
+void *htri_os_pages_reserve(size_t bytes) { return os_map(bytes, MAP_NORESERVE); }
 
 void htri_os_pages_free(void *p, size_t bytes)
 {
-    if (p) munmap(p, bytes);
+    if (!p) return;
+    os_lock();
+    for (int i = 0; i < g_os.n_regions; i++) {
+        if (g_os.regions[i].start == (uintptr_t)p) {
+            g_os.regions[i] = g_os.regions[--g_os.n_regions];
+            break;
+        }
+    }
+    os_unlock();
+    syscall(SYS_munmap, p, bytes);
+}
+
+int htri_os_own_regions(htri_os_region *out, int cap)
+{
+    os_lock();
+    int n = g_os.n_regions < cap ? g_os.n_regions : cap;
+    for (int i = 0; i < n; i++) out[i] = g_os.regions[i];
+    int total = g_os.n_regions;
+    os_unlock();
+    return total;
 }
 
 int htri_os_write_all(int fd, const void *buf, size_t n)

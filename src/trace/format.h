@@ -65,7 +65,9 @@ typedef struct htri_frame_header {
  *   FORK_BASE     t parent_pid allocs frees bytes           (child: memcheck-style counters
  *                                                            inherited from the parent)
  *   MESSAGE       t level text:str                          (the agent's own warnings)
- *   END           t how status peak_rss dropped_events      (how: HTRI_END_*)
+ *   END           t how status peak_rss dropped_events allocs frees bytes
+ *                                                           (how: HTRI_END_*; the agent's own
+ *                                                            memcheck-style counters)
  * EVENTS records (dt = ns since the previous record of the frame, or since t_first for the
  * first; addr_d = zigzag(addr - previous addr of the frame), previous starts at 0):
  *   ALLOC+family      dt size node addr_d      (family: HTRI_FAM_*)

@@ -72,7 +72,13 @@ static void test_os(void)
     void *pg = htri_os_pages_alloc(1 << 20);
     CHECK(pg != NULL);
     CHECK(((char *)pg)[12345] == 0);
+    htri_os_region regs[HTRI_OS_MAX_REGIONS];
+    int n = htri_os_own_regions(regs, HTRI_OS_MAX_REGIONS), seen = 0;
+    for (int i = 0; i < n; i++)
+        seen += regs[i].start == (uintptr_t)pg && regs[i].end == (uintptr_t)pg + (1 << 20);
+    CHECK(seen == 1);
     htri_os_pages_free(pg, 1 << 20);
+    CHECK(htri_os_own_regions(regs, HTRI_OS_MAX_REGIONS) == n - 1);
     CHECK(htri_os_write_all(-1, "x", 1) == -EBADF);
 }
 
