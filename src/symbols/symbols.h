@@ -16,7 +16,8 @@ typedef struct htri_frame {
     uint32_t line;
     uint8_t inlined;       /* 1 if this frame was inlined into the next one */
     const char *module;    /* module path (basename not applied) */
-    uint64_t module_offset;/* pc relative to the module's load bias */
+    uint64_t module_offset;/* pc relative to the module's load bias (the pc itself if no module) */
+    uint64_t pc;           /* the address as asked (before the pc - 1 of return addresses) */
 } htri_frame;
 
 /* Opens an empty symbol table. Returns NULL on out-of-memory. */
@@ -37,6 +38,34 @@ int htri_symtab_add_module(htri_symtab *st, const char *path, uint64_t bias,
  * function == NULL and the module/offset filled). Results are cached per (mod, pc). */
 int htri_symtab_resolve(htri_symtab *st, int mod, uint64_t pc, int is_return_address,
                         htri_frame *out, int max);
+
+/* Adds a directory laid out like /usr/lib/debug (its .build-id/xx/rest.debug files are
+ * searched before the defaults). Call before the first resolve. Returns 0 or -ENOMEM. */
+int htri_symtab_add_debug_root(htri_symtab *st, const char *dir);
+
+/* The module whose [start, end) holds `pc`, or -ENOENT (-ENOMEM). When ranges overlap (a
+ * library unloaded and another mapped in its place), the one starting highest wins, and on
+ * equal starts the one added last. */
+int htri_symtab_find_module(htri_symtab *st, uint64_t pc);
+
+/* htri_symtab_resolve() for a pc whose module is not known: finds it first. A pc in no
+ * module gives one frame with function and module NULL and module_offset == pc. */
+int htri_symtab_resolve_pc(htri_symtab *st, uint64_t pc, int is_return_address,
+                           htri_frame *out, int max);
+
+/* Registers every module of the calling process (dl_iterate_phdr): for tests and the debug
+ * allocators' reports. Returns how many were added, or a negative errno. */
+int htri_symtab_add_self(htri_symtab *st);
+
+/* The file actually used for module `mod` (the recorded path, a build-id match from a debug
+ * root or the debuginfod cache), opening it if needed; NULL if none fits. */
+const char *htri_symtab_module_file(htri_symtab *st, int mod);
+
+/* Writes one valgrind-like line, without newline, for a frame:
+ *   "function (file:line)"  |  "function (in module+0xoff)"  |  "0xADDR (in module)"  |  "0xADDR"
+ * (the source file as its basename, the module path whole, as valgrind does). Always NUL-terminates when cap > 0; returns the length the
+ * whole line needs, like snprintf. */
+size_t htri_frame_format(const htri_frame *f, char *buf, size_t cap);
 
 /* Demangles a C++ symbol into buf; returns buf, or `name` unchanged if not mangled. */
 const char *htri_demangle(const char *name, char *buf, size_t cap);

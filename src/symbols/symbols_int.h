@@ -1,0 +1,86 @@
+/* Private to src/symbols/: the symbol table's state and the helpers its files share
+ * (file location by build-id in locate.c, DWARF frame expansion in dwarf.c). */
+#ifndef HTR_SYMBOLS_SYMBOLS_INT_H
+#define HTR_SYMBOLS_SYMBOLS_INT_H
+#include <elfutils/libdwfl.h>
+
+#include "base/common.h"
+#include "symbols/symbols.h"
+
+#define SYMBOLS_MAX_BUILD_ID 64   /* bytes; SHA-1 ids are 20 */
+#define SYMBOLS_MAX_INLINE   64   /* frames one pc may expand to */
+
+enum { SYMBOLS_UNOPENED = 0, SYMBOLS_OPEN = 1, SYMBOLS_NO_FILE = -1 };
+
+/* One registered module. Its ELF/DWARF handles are opened on first use: a report usually
+ * touches a few modules out of the hundreds a program mapped. */
+typedef struct symbols_module {
+    char *path;                /* as the traced program saw it */
+    uint64_t bias, start, end;
+    uint8_t build_id[SYMBOLS_MAX_BUILD_ID];
+    size_t build_id_len;
+    int state;                 /* SYMBOLS_UNOPENED / _OPEN / _NO_FILE */
+    char *file;                /* the file opened in place of `path` (malloc'd) */
+    Dwfl *dwfl;                /* one session per module: modules never share addresses */
+    Dwfl_Module *dwmod;
+    struct htri_symtab *owner; /* for the find_debuginfo callback */
+} symbols_module;
+
+/* Open-addressing hash slot; `b == 0` marks it empty. */
+typedef struct symbols_slot {
+    uint64_t a, b, v;
+} symbols_slot;
+
+typedef struct symbols_map {
+    symbols_slot *slots;
+    size_t cap, used;          /* cap is a power of two */
+} symbols_map;
+
+/* All mutable state of one symbol table. */
+struct htri_symtab {
+    symbols_module *mods;
+    size_t n_mods, cap_mods;
+    int *by_start;             /* module ids sorted by start, rebuilt when dirty */
+    uint64_t *max_end;         /* max_end[i]: the highest end among by_start[0..i] */
+    bool by_start_dirty;
+
+    char **debug_roots;        /* dirs laid out like /usr/lib/debug, searched in order */
+    size_t n_roots;
+    char *debuginfod_cache;    /* the debuginfod client cache dir (never fetched into) */
+
+    symbols_map cache;         /* (pc, mod, is_ret) -> v = first << 8 | n_frames */
+    htri_frame *frames;        /* every cached frame, referenced by `first` */
+    size_t n_frames, cap_frames;
+
+    symbols_map names;         /* raw name pointer -> demangled copy */
+    char *str_chunk;           /* bump arena for strings we make (demangled names) */
+    size_t str_used, str_cap;
+    char **str_chunks;         /* every chunk, freed at close */
+    size_t n_chunks, cap_chunks;
+
+    uint64_t n_lookups, n_hits;/* cache statistics, for the benchmark */
+};
+
+/* Hash map of (a, b) -> v, b != 0. Returns the slot holding the key or the empty slot where
+ * it goes; `htri_symbols_map_grow` must have left room (load <= 1/2). */
+symbols_slot *htri_symbols_map_find(symbols_map *m, uint64_t a, uint64_t b);
+int htri_symbols_map_reserve(symbols_map *m, size_t n_more);
+void htri_symbols_map_free(symbols_map *m);
+
+/* Opens module `mod`'s best file and its Dwfl session; sets m->state. Returns 0, or
+ * -ENOENT when no file fits (not an error for callers: the pc stays unknown). */
+int htri_symbols_open_module(struct htri_symtab *st, symbols_module *m);
+
+/* Expands module-relative address `addr` (already pc - 1 for return addresses) into frames,
+ * innermost first, names demangled and owned by `st` or the Dwfl. Fills at most `max` and
+ * returns how many; 0 when nothing at all is known about `addr`. */
+int htri_symbols_expand(htri_symtab *st, Dwfl_Module *dm, uint64_t addr, htri_frame *out, int max);
+
+/* The demangled, table-owned form of a raw name (NULL stays NULL); the raw name itself when
+ * memory runs out. */
+const char *htri_symbols_name(struct htri_symtab *st, const char *raw);
+
+/* A copy of s[0..len) in the table's string arena, or NULL. */
+char *htri_symbols_strdup(struct htri_symtab *st, const char *s, size_t len);
+
+#endif

@@ -1,0 +1,334 @@
+/* Unit test of the offline symbolizer (src/symbols/): names, lines, inlined frames and
+ * demangling against the -O2 -g fixture libsymfix.so, libc names, unknown pcs, and the
+ * build-id checks with their fallbacks (debug root, debuginfod cache). */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "symbols/symbols.h"
+#include "symfix.h"
+
+/* What the test itself learns about a loaded object, to register it by hand. */
+typedef struct obj_info {
+    const char *needle;
+    char path[4096];
+    uint64_t bias, start, end;
+    uint8_t build_id[64];
+    size_t build_id_len;
+    int found;
+} obj_info;
+
+static int obj_one(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    obj_info *o = arg;
+    if (!info->dlpi_name || !strstr(info->dlpi_name, o->needle))
+        return 0;
+    snprintf(o->path, sizeof o->path, "%s", info->dlpi_name);
+    o->bias = info->dlpi_addr;
+    o->start = UINT64_MAX;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD) {
+            uint64_t a = info->dlpi_addr + ph->p_vaddr;
+            if (a < o->start)
+                o->start = a;
+            if (a + ph->p_memsz > o->end)
+                o->end = a + ph->p_memsz;
+        }
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+        const uint8_t *e = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= e) {
+            const ElfW(Nhdr) *nh = (const void *)p;
+            const uint8_t *desc = p + sizeof *nh + ((nh->n_namesz + 3) & ~3u);
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_descsz <= sizeof o->build_id) {
+                memcpy(o->build_id, desc, nh->n_descsz);
+                o->build_id_len = nh->n_descsz;
+            }
+            p = desc + ((nh->n_descsz + 3) & ~3u);
+        }
+    }
+    o->found = 1;
+    return 1;
+}
+
+static void find_obj(obj_info *o, const char *needle)
+{
+    memset(o, 0, sizeof *o);
+    o->needle = needle;
+    dl_iterate_phdr(obj_one, o);
+}
+
+static void hex(char *out, const uint8_t *id, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", id[i]);
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    char buf[65536];
+    size_t n;
+    int ok = in && out;
+    while (ok && (n = fread(buf, 1, sizeof buf, in)) > 0)
+        ok = fwrite(buf, 1, n, out) == n;
+    if (in)
+        fclose(in);
+    if (out && fclose(out) != 0)
+        ok = 0;
+    return ok ? 0 : -1;
+}
+
+static int ends_with(const char *s, const char *tail)
+{
+    size_t a = s ? strlen(s) : 0, b = strlen(tail);
+    return s && a >= b && strcmp(s + a - b, tail) == 0;
+}
+
+static void mkdirs(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            mkdir(tmp, 0755);
+            *p = '/';
+        }
+    }
+    mkdir(tmp, 0755);
+}
+
+static symfix_site grow_site, inline_site;
+static int inline_call_line;
+
+/* The template member: one frame, demangled, at the captured line. */
+static void check_grow(htri_symtab *st, int mod)
+{
+    htri_frame f[8];
+    int n = mod >= -1 ? htri_symtab_resolve(st, mod, grow_site.pc, 1, f, 8)
+                      : htri_symtab_resolve_pc(st, grow_site.pc, 1, f, 8);
+    CHECK_EQ_U(n, 1);
+    CHECK_STR(f[0].function, "ns::Widget<int>::grow(unsigned long)");
+    CHECK(ends_with(f[0].file, "/fixtures/symbols/symfix.cpp"));
+    CHECK_EQ_U(f[0].line, grow_site.line);
+    CHECK_EQ_U(f[0].inlined, 0);
+    CHECK_EQ_U(f[0].pc, grow_site.pc);
+}
+
+/* The always_inline helper: its own frame first (inlined), then the physical caller at the
+ * line of the inlined call. */
+static void check_inline(htri_symtab *st, int mod)
+{
+    htri_frame f[8];
+    int n = mod >= -1 ? htri_symtab_resolve(st, mod, inline_site.pc, 1, f, 8)
+                      : htri_symtab_resolve_pc(st, inline_site.pc, 1, f, 8);
+    CHECK_EQ_U(n, 2);
+    if (n != 2)
+        return;
+    CHECK_STR(f[0].function, "ns::push_edge");
+    CHECK(ends_with(f[0].file, "/fixtures/symbols/symfix.cpp"));
+    CHECK_EQ_U(f[0].line, inline_site.line);
+    CHECK_EQ_U(f[0].inlined, 1);
+    CHECK_STR(f[1].function, "symfix_inline_case");
+    CHECK(ends_with(f[1].file, "/fixtures/symbols/symfix.cpp"));
+    CHECK_EQ_U(f[1].line, inline_call_line);
+    CHECK_EQ_U(f[1].inlined, 0);
+    CHECK_EQ_U(f[0].module_offset, f[1].module_offset);
+}
+
+static void test_self(void *main_ret)
+{
+    htri_symtab *st = htri_symtab_open();
+    CHECK(st != NULL);
+    CHECK(htri_symtab_add_self(st) >= 3);  /* the test, libsymfix, libc at least */
+    check_grow(st, -2);
+    check_inline(st, -2);
+    check_grow(st, -2);    /* from the cache now: same answers */
+    check_inline(st, -2);
+
+    htri_frame f[8];
+    char line[512];
+    int n = htri_symtab_resolve_pc(st, grow_site.pc, 1, f, 8);
+    CHECK(n == 1 && ends_with(f[0].module, "/libsymfix.so"));
+    htri_frame_format(&f[0], line, sizeof line);
+    char want[512];
+    snprintf(want, sizeof want, "ns::Widget<int>::grow(unsigned long) (symfix.cpp:%d)",
+             grow_site.line);
+    CHECK_STR(line, want);
+
+    /* Not a return address: the function's first byte is the function itself. */
+    n = htri_symtab_resolve_pc(st, (uintptr_t)&symfix_capture, 0, f, 8);
+    CHECK(n == 1);
+    CHECK_STR(f[0].function, "symfix_capture");
+
+    /* Asking for fewer frames than an inline chain has keeps the innermost ones. */
+    n = htri_symtab_resolve_pc(st, inline_site.pc, 1, f, 1);
+    CHECK_EQ_U(n, 1);
+    CHECK_STR(f[0].function, "ns::push_edge");
+
+    /* libc: named by its DWARF (libc6-dbg) or its dynamic symbols. */
+    void *(*volatile malloc_fn)(size_t) = malloc;
+    n = htri_symtab_resolve_pc(st, (uintptr_t)malloc_fn + 1, 1, f, 8);
+    CHECK(n >= 1);
+    CHECK(f[0].function && (strcmp(f[0].function, "malloc") == 0 ||
+                            strcmp(f[0].function, "__libc_malloc") == 0));
+    CHECK(f[0].module && strstr(f[0].module, "libc.so"));
+
+    /* main returns into __libc_start_call_main, a local symbol only libc's debug info has. */
+    obj_info libc;
+    find_obj(&libc, "libc.so");
+    char id[129], dbg[4096];
+    hex(id, libc.build_id, libc.build_id_len);
+    snprintf(dbg, sizeof dbg, "/usr/lib/debug/.build-id/%.2s/%s.debug", id, id + 2);
+    n = htri_symtab_resolve_pc(st, (uintptr_t)main_ret, 1, f, 8);
+    CHECK(n >= 1);
+    if (access(dbg, R_OK) == 0) {
+        CHECK_STR(f[n - 1].function, "__libc_start_call_main");
+        CHECK(f[n - 1].file && f[n - 1].line > 0);
+    } else {
+        fprintf(stderr, "note: no libc debug info (%s), __libc_start_call_main not checked\n",
+                dbg);
+    }
+
+    /* A pc in no module. */
+    n = htri_symtab_resolve_pc(st, 0x10, 1, f, 8);
+    CHECK_EQ_U(n, 1);
+    CHECK(f[0].function == NULL && f[0].module == NULL && f[0].file == NULL);
+    CHECK_EQ_U(f[0].module_offset, 0x10);
+    htri_frame_format(&f[0], line, sizeof line);
+    CHECK_STR(line, "0x10");
+    CHECK_EQ_U(htri_symtab_find_module(st, 0x10), (unsigned long long)(long long)-ENOENT);
+
+    /* Bad arguments. */
+    CHECK_EQ_U(htri_symtab_resolve(st, 0, 0x1000, 1, f, 0), (unsigned long long)(long long)-EINVAL);
+    CHECK_EQ_U(htri_symtab_add_module(st, NULL, 0, 0, 1, NULL, 0),
+               (unsigned long long)(long long)-EINVAL);
+    n = htri_symtab_resolve(st, 1 << 20, 0x1234, 1, f, 8);
+    CHECK(n == 1 && f[0].function == NULL && f[0].module == NULL);
+    htri_symtab_close(st);
+}
+
+/* The same module registered by hand under other paths, as a trace from elsewhere would. */
+static void test_elsewhere(const char *exe_path)
+{
+    obj_info fix;
+    find_obj(&fix, "libsymfix.so");
+    CHECK(fix.found && fix.build_id_len == 20);
+    char id[129], dir[1024], path[1400], line[2048], want[2048];
+    hex(id, fix.build_id, fix.build_id_len);
+    mkdirs(SYMFIX_WORK_DIR);
+    htri_frame f[8];
+
+    /* A deleted copy: unknown, but module and offset are kept. */
+    snprintf(path, sizeof path, "%s/gone.so", SYMFIX_WORK_DIR);
+    CHECK(copy_file(fix.path, path) == 0);
+    htri_symtab *st = htri_symtab_open();
+    int mod = htri_symtab_add_module(st, path, fix.bias, fix.start, fix.end, fix.build_id,
+                                     fix.build_id_len);
+    CHECK(mod == 0);
+    unlink(path);
+    int n = htri_symtab_resolve(st, mod, grow_site.pc, 1, f, 8);
+    CHECK_EQ_U(n, 1);
+    CHECK(f[0].function == NULL && f[0].file == NULL);
+    CHECK_STR(f[0].module, path);
+    CHECK_EQ_U(f[0].module_offset, grow_site.pc - fix.bias);
+    CHECK(htri_symtab_module_file(st, mod) == NULL);
+    htri_frame_format(&f[0], line, sizeof line);
+    snprintf(want, sizeof want, "0x%llx (in %s)", (unsigned long long)grow_site.pc, path);
+    CHECK_STR(line, want);
+    htri_symtab_close(st);
+
+    /* A file with another build-id is refused rather than trusted: its names would lie. */
+    st = htri_symtab_open();
+    mod = htri_symtab_add_module(st, exe_path, fix.bias, fix.start, fix.end, fix.build_id,
+                                 fix.build_id_len);
+    n = htri_symtab_resolve(st, mod, grow_site.pc, 1, f, 8);
+    CHECK(n == 1 && f[0].function == NULL);
+    CHECK(htri_symtab_module_file(st, mod) == NULL);
+    htri_symtab_close(st);
+
+    /* ... and the detached debug info under a debug root is found by build-id instead. */
+    snprintf(dir, sizeof dir, "%s/root/.build-id/%.2s", SYMFIX_WORK_DIR, id);
+    mkdirs(dir);
+    snprintf(path, sizeof path, "%s/%s.debug", dir, id + 2);
+    CHECK(copy_file(SYMFIX_DEBUG_FILE, path) == 0);
+    st = htri_symtab_open();
+    snprintf(dir, sizeof dir, "%s/root", SYMFIX_WORK_DIR);
+    CHECK(htri_symtab_add_debug_root(st, dir) == 0);
+    mod = htri_symtab_add_module(st, exe_path, fix.bias, fix.start, fix.end, fix.build_id,
+                                 fix.build_id_len);
+    check_grow(st, mod);
+    check_inline(st, mod);
+    CHECK_STR(htri_symtab_module_file(st, mod), path);
+    htri_symtab_close(st);
+    unlink(path);
+
+    /* ... or in the debuginfod client's cache. */
+    snprintf(dir, sizeof dir, "%s/cache/%s", SYMFIX_WORK_DIR, id);
+    mkdirs(dir);
+    snprintf(path, sizeof path, "%s/debuginfo", dir);
+    CHECK(copy_file(SYMFIX_DEBUG_FILE, path) == 0);
+    snprintf(dir, sizeof dir, "%s/cache", SYMFIX_WORK_DIR);
+    setenv("DEBUGINFOD_CACHE_PATH", dir, 1);
+    st = htri_symtab_open();
+    unsetenv("DEBUGINFOD_CACHE_PATH");
+    mod = htri_symtab_add_module(st, "/nonexistent/libsymfix.so", fix.bias, fix.start, fix.end,
+                                 fix.build_id, fix.build_id_len);
+    check_grow(st, mod);
+    check_inline(st, mod);
+    CHECK_STR(htri_symtab_module_file(st, mod), path);
+    htri_symtab_close(st);
+    unlink(path);
+}
+
+static void test_format_and_demangle(void)
+{
+    char buf[64];
+    htri_frame f = { .function = "malloc", .module = "/lib/libc.so.6", .module_offset = 0x9a0,
+                     .pc = 0x7f0000009a0 };
+    size_t need = htri_frame_format(&f, buf, sizeof buf);
+    CHECK_STR(buf, "malloc (in /lib/libc.so.6+0x9a0)");
+    CHECK_EQ_U(need, strlen("malloc (in /lib/libc.so.6+0x9a0)"));
+    need = htri_frame_format(&f, buf, 7);
+    CHECK_STR(buf, "malloc");
+    CHECK_EQ_U(need, strlen("malloc (in /lib/libc.so.6+0x9a0)"));
+    CHECK_EQ_U(htri_frame_format(&f, NULL, 0), need);
+    f.function = NULL;
+    htri_frame_format(&f, buf, sizeof buf);
+    CHECK_STR(buf, "0x7f0000009a0 (in /lib/libc.so.6)");
+
+    CHECK_STR(htri_demangle("_ZN2ns6WidgetIiE4growEm", buf, sizeof buf),
+              "ns::Widget<int>::grow(unsigned long)");
+    CHECK_STR(htri_demangle("_ZN2ns6WidgetIiE4growEm", buf, 9), "ns::Widg");
+    CHECK_STR(htri_demangle("main", buf, sizeof buf), "main");
+    CHECK_STR(htri_demangle("_Znot-a-name", buf, sizeof buf), "_Znot-a-name");
+}
+
+int main(int argc, char **argv)
+{
+    void *main_ret = __builtin_return_address(0);
+    symfix_template_case();
+    grow_site = symfix_last;
+    int v = 7;
+    symfix_inline_case(&v, &inline_call_line);
+    inline_site = symfix_last;
+    CHECK(grow_site.pc != 0 && inline_site.pc != 0);
+
+    test_self(main_ret);
+    char exe[4096];
+    CHECK(realpath(argv[0], exe) != NULL);
+    test_elsewhere(exe);
+    test_format_and_demangle();
+    return CHECK_DONE();
+}
