@@ -1,0 +1,769 @@
+/* The replay engine: consumes the reader's record stream and builds the model (totals, peak
+ * and its contributors, sites, temporaries, histogram, timeline, mmap, threads). Memory grows
+ * with live blocks and distinct stacks, never with the number of events. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyze/analyze.h"
+#include "base/common.h"
+#include "base/hash.h"
+
+/* A live heap block. Open addressing with linear probing and backward-shift deletion
+ * (Knuth 6.4, Algorithm R), so no tombstones pile up over millions of frees. */
+typedef struct analyze_block {
+    uint64_t addr;        /* 0: empty slot (malloc never returns NULL for a live block) */
+    uint64_t size, t_alloc, serial;
+    uint32_t node, tid;
+} analyze_block;
+
+typedef struct analyze_blocks {
+    analyze_block *slots;
+    size_t cap, used;
+} analyze_blocks;
+
+typedef struct analyze_region {
+    uint64_t start, end;
+} analyze_region;
+
+typedef struct analyze_caps {
+    size_t nodes, modules, threads, messages, infos;
+} analyze_caps;
+
+/* One replay pass. Pass 1 builds the whole model; pass 2 only tracks live blocks up to the
+ * peak event, then charges them to their stacks. */
+typedef struct analyze_pass {
+    htri_model *m;
+    int full;
+    analyze_blocks live;
+    uint64_t n_events, serial, heap_live;
+    analyze_region *regions;      /* live anonymous mappings */
+    size_t n_regions, cap_regions;
+    uint8_t *point_touched;
+    analyze_caps caps;            /* capacities of the model's growing arrays */
+    size_t last_thread;           /* the thread asked last is asked again most of the time */
+    char *err;
+    size_t err_cap;
+} analyze_pass;
+
+#define ANALYZE_MAX_NODE_GAP (1u << 20)
+
+static analyze_block *analyze_find(analyze_blocks *b, uint64_t addr)
+{
+    if (!b->cap)
+        return NULL;
+    size_t mask = b->cap - 1;
+    for (size_t i = htri_hash64(addr) & mask;; i = (i + 1) & mask) {
+        if (b->slots[i].addr == addr)
+            return &b->slots[i];
+        if (b->slots[i].addr == 0)
+            return NULL;
+    }
+}
+
+static int analyze_grow(analyze_blocks *b)
+{
+    size_t cap = b->cap ? b->cap * 2 : 1024, bytes;
+    if (htri_mul_overflow(cap, sizeof(analyze_block), &bytes))
+        return -ENOMEM;
+    analyze_block *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return -ENOMEM;
+    for (size_t i = 0; i < b->cap; i++) {
+        if (!b->slots[i].addr)
+            continue;
+        size_t j = htri_hash64(b->slots[i].addr) & (cap - 1);
+        while (slots[j].addr)
+            j = (j + 1) & (cap - 1);
+        slots[j] = b->slots[i];
+    }
+    free(b->slots);
+    b->slots = slots;
+    b->cap = cap;
+    return 0;
+}
+
+/* Inserts or replaces (a block the program re-allocated without our seeing the free). */
+static int analyze_insert(analyze_blocks *b, const analyze_block *blk, analyze_block *old)
+{
+    if ((b->used + 1) * 4 > b->cap * 3) {
+        int rc = analyze_grow(b);
+        if (rc < 0)
+            return rc;
+    }
+    size_t mask = b->cap - 1;
+    for (size_t i = htri_hash64(blk->addr) & mask;; i = (i + 1) & mask) {
+        if (b->slots[i].addr == blk->addr) {
+            *old = b->slots[i];
+            b->slots[i] = *blk;
+            return 1;
+        }
+        if (b->slots[i].addr == 0) {
+            b->slots[i] = *blk;
+            b->used++;
+            return 0;
+        }
+    }
+}
+
+static void analyze_remove(analyze_blocks *b, analyze_block *slot)
+{
+    size_t mask = b->cap - 1, i = (size_t)(slot - b->slots), j = i;
+    b->slots[i].addr = 0;
+    b->used--;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (b->slots[j].addr == 0)
+            return;
+        size_t home = htri_hash64(b->slots[j].addr) & mask;
+        /* move j back into the hole at i unless its home lies cyclically in (i, j] */
+        if ((i < j) ? (home <= i || home > j) : (home <= i && home > j)) {
+            b->slots[i] = b->slots[j];
+            b->slots[j].addr = 0;
+            i = j;
+        }
+    }
+}
+
+static int analyze_fail(analyze_pass *ps, const char *why)
+{
+    if (ps->err && ps->err_cap)
+        snprintf(ps->err, ps->err_cap, "%s", why);
+    return HTRI_E_CORRUPT;
+}
+
+static char *analyze_strndup(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+static int analyze_reserve(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 16, bytes;
+    while (c < need)
+        if (htri_mul_overflow(c, 2, &c))
+            return -ENOMEM;
+    if (htri_mul_overflow(c, elem, &bytes))
+        return -ENOMEM;
+    void *p = realloc(*arr, bytes);
+    if (!p)
+        return -ENOMEM;
+    memset((char *)p + *cap * elem, 0, (c - *cap) * elem);
+    *arr = p;
+    *cap = c;
+    return 0;
+}
+
+static htri_thread_info *analyze_thread(analyze_pass *ps, uint32_t tid, uint64_t t)
+{
+    htri_model *m = ps->m;
+    size_t last = ps->last_thread;
+    if (last < m->n_threads && m->threads[last].tid == tid)
+        return &m->threads[last];
+    /* threads are few: a scan is cheaper than a table for them */
+    for (size_t i = 0; i < m->n_threads; i++)
+        if (m->threads[i].tid == tid)
+            return &m->threads[ps->last_thread = i];
+    if (analyze_reserve((void **)&m->threads, &ps->caps.threads, m->n_threads + 1,
+                        sizeof *m->threads) < 0)
+        return NULL;
+    htri_thread_info *th = &m->threads[m->n_threads];
+    memset(th, 0, sizeof *th);
+    th->tid = tid;
+    th->t_first = t;
+    ps->last_thread = m->n_threads++;
+    return th;
+}
+
+static size_t analyze_hist_bucket(uint64_t size)
+{
+    return size ? (size_t)(64 - __builtin_clzll(size)) : 0;
+}
+
+static void analyze_point(analyze_pass *ps, uint64_t t, uint64_t heap, uint64_t rss)
+{
+    htri_model *m = ps->m;
+    if (!m->n_points || !m->timeline)
+        return;
+    size_t i = m->duration_ns ? (size_t)((double)t / (double)m->duration_ns * (double)m->n_points) : 0;
+    if (i >= m->n_points)
+        i = m->n_points - 1;
+    htri_point *p = &m->timeline[i];
+    if (heap != UINT64_MAX) {
+        if (!(ps->point_touched[i] & 1) || heap > p->heap_bytes)
+            p->heap_bytes = heap;
+        ps->point_touched[i] |= 1;
+    }
+    if (rss != UINT64_MAX && rss > p->rss_bytes) {
+        p->rss_bytes = rss;
+        ps->point_touched[i] |= 2;
+    }
+}
+
+static uint32_t analyze_node_ok(analyze_pass *ps, uint64_t node)
+{
+    htri_model *m = ps->m;
+    if (node < m->n_nodes && m->nodes[node].defined)
+        return (uint32_t)node;
+    if (ps->full)
+        m->unknown_nodes++;
+    return 0;
+}
+
+/* Which module held `pc` when the node appeared: the loaded one starting highest (a newer
+ * library mapped where an unloaded one was), the last added on equal starts. */
+static int32_t analyze_module_of(const htri_model *m, uint64_t pc)
+{
+    int32_t best = -1;
+    for (size_t i = 0; i < m->n_modules; i++) {
+        const htri_module_info *mod = &m->modules[i];
+        if (mod->unloaded || pc < mod->start || pc >= mod->end)
+            continue;
+        if (best < 0 || mod->start >= m->modules[best].start)
+            best = (int32_t)i;
+    }
+    return best;
+}
+
+static int analyze_meta(analyze_pass *ps, const htri_record *rec)
+{
+    htri_model *m = ps->m;
+    switch (rec->tag) {
+    case HTRI_REC_INFO: {
+        if (m->n_infos >= HTRI_MAX_INFOS)
+            return 0;
+        if (analyze_reserve((void **)&m->infos, &ps->caps.infos, m->n_infos + 1, sizeof *m->infos) < 0)
+            return -ENOMEM;
+        htri_info *in = &m->infos[m->n_infos];
+        in->key = analyze_strndup(rec->str_a, rec->str_a_len);
+        in->value = analyze_strndup(rec->str_b, rec->str_b_len);
+        in->value_len = rec->str_b_len;
+        m->n_infos++;
+        if (!in->key || !in->value)
+            return -ENOMEM;
+        return 0;
+    }
+    case HTRI_REC_MODULE: {
+        if (analyze_reserve((void **)&m->modules, &ps->caps.modules, m->n_modules + 1,
+                            sizeof *m->modules) < 0)
+            return -ENOMEM;
+        htri_module_info *mod = &m->modules[m->n_modules++];
+        mod->id = rec->id;
+        mod->bias = rec->bias;
+        mod->start = rec->start;
+        mod->end = rec->end;
+        mod->t_load = rec->t;
+        mod->path = analyze_strndup(rec->str_b, rec->str_b_len);
+        mod->build_id = (uint8_t *)analyze_strndup(rec->str_a, rec->str_a_len);
+        mod->build_id_len = rec->str_a_len;
+        return mod->path && mod->build_id ? 0 : -ENOMEM;
+    }
+    case HTRI_REC_MODULE_UNLOAD:
+        for (size_t i = 0; i < m->n_modules; i++)
+            if (m->modules[i].id == rec->id && !m->modules[i].unloaded) {
+                m->modules[i].unloaded = 1;
+                m->modules[i].t_unload = rec->t;
+            }
+        return 0;
+    case HTRI_REC_NODES: {
+        if (rec->node > m->n_nodes + ANALYZE_MAX_NODE_GAP)
+            return analyze_fail(ps, "stack node ids jump too far");
+        if (rec->parent >= m->n_nodes || !m->nodes[rec->parent].defined)
+            return analyze_fail(ps, "stack node names an undefined parent");
+        size_t need = (size_t)rec->node + 1;
+        size_t cap = ps->caps.nodes;
+        if (analyze_reserve((void **)&m->nodes, &ps->caps.nodes, need, sizeof *m->nodes) < 0 ||
+            analyze_reserve((void **)&m->sites, &cap, need, sizeof *m->sites) < 0)
+            return -ENOMEM;
+        if (need > m->n_nodes)
+            m->n_nodes = need;
+        htri_node *n = &m->nodes[rec->node];
+        n->parent = (uint32_t)rec->parent;
+        n->pc = rec->pc;
+        n->module = analyze_module_of(m, rec->pc);
+        n->defined = 1;
+        return 0;
+    }
+    case HTRI_REC_THREAD: {
+        htri_thread_info *th = analyze_thread(ps, rec->tid, rec->t);
+        if (!th)
+            return -ENOMEM;
+        size_t n = rec->str_a_len < sizeof th->name - 1 ? rec->str_a_len : sizeof th->name - 1;
+        memcpy(th->name, rec->str_a, n);
+        th->name[n] = 0;
+        if (rec->t < th->t_first)
+            th->t_first = rec->t;
+        return 0;
+    }
+    case HTRI_REC_THREAD_END: {
+        htri_thread_info *th = analyze_thread(ps, rec->tid, rec->t);
+        if (!th)
+            return -ENOMEM;
+        th->ended = 1;
+        th->t_end = rec->t;
+        return 0;
+    }
+    case HTRI_REC_RSS:
+        m->rss_samples++;
+        m->rss_last = rec->size;
+        if (rec->size > m->rss_peak) {
+            m->rss_peak = rec->size;
+            m->rss_peak_t = rec->t;
+        }
+        analyze_point(ps, rec->t, UINT64_MAX, rec->size);
+        return 0;
+    case HTRI_REC_FORK_BASE:
+        m->forked = 1;
+        m->fork_parent_pid = rec->status;
+        m->fork_allocs += rec->allocs;
+        m->fork_frees += rec->frees;
+        m->fork_bytes += rec->bytes;
+        m->allocs += rec->allocs;
+        m->frees += rec->frees;
+        m->bytes_allocated += rec->bytes;
+        return 0;
+    case HTRI_REC_MESSAGE: {
+        if (m->n_messages >= HTRI_MAX_MESSAGES) {
+            m->n_messages_dropped++;
+            return 0;
+        }
+        if (analyze_reserve((void **)&m->messages, &ps->caps.messages, m->n_messages + 1,
+                            sizeof *m->messages) < 0)
+            return -ENOMEM;
+        htri_message *msg = &m->messages[m->n_messages++];
+        msg->t = rec->t;
+        msg->level = rec->status > 2 ? 2 : (uint32_t)rec->status;
+        msg->text = analyze_strndup(rec->str_a, rec->str_a_len);
+        return msg->text ? 0 : -ENOMEM;
+    }
+    case HTRI_REC_END:
+        m->has_end = 1;
+        m->end_t = rec->t;
+        m->end_how = rec->how;
+        m->end_status = rec->status;
+        m->end_peak_rss = rec->peak_rss;
+        m->end_dropped = rec->dropped;
+        m->end_allocs = rec->allocs;
+        m->end_frees = rec->frees;
+        m->end_bytes = rec->bytes;
+        return 0;
+    }
+    return 0;
+}
+
+static int analyze_region_add(analyze_pass *ps, uint64_t start, uint64_t len)
+{
+    if (analyze_reserve((void **)&ps->regions, &ps->cap_regions, ps->n_regions + 1,
+                        sizeof *ps->regions) < 0)
+        return -ENOMEM;
+    uint64_t end = start + len < start ? UINT64_MAX : start + len;
+    ps->regions[ps->n_regions++] = (analyze_region){ start, end };
+    return 0;
+}
+
+/* Unmaps [start, start+len) from the known anonymous regions (partial unmaps split a region);
+ * returns the bytes that were ours. Mappings are few, so a linear scan does. */
+static int analyze_region_remove(analyze_pass *ps, uint64_t start, uint64_t len, uint64_t *freed)
+{
+    uint64_t end = start + len < start ? UINT64_MAX : start + len;
+    *freed = 0;
+    for (size_t i = 0; i < ps->n_regions; i++) {
+        analyze_region *g = &ps->regions[i];
+        if (g->end <= start || g->start >= end)
+            continue;
+        uint64_t lo = g->start > start ? g->start : start, hi = g->end < end ? g->end : end;
+        *freed += hi - lo;
+        if (g->start < lo && g->end > hi) {
+            uint64_t tail_end = g->end;
+            g->end = lo;
+            if (analyze_region_add(ps, hi, tail_end - hi) < 0)
+                return -ENOMEM;
+        } else if (g->start < lo) {
+            g->end = lo;
+        } else if (g->end > hi) {
+            g->start = hi;
+        } else {
+            ps->regions[i--] = ps->regions[--ps->n_regions];
+        }
+    }
+    return 0;
+}
+
+static void analyze_release(analyze_pass *ps, analyze_block *slot, const htri_record *rec)
+{
+    htri_model *m = ps->m;
+    if (ps->full) {
+        htri_site *s = &m->sites[slot->node];
+        uint64_t life = rec->t - (rec->t >= slot->t_alloc ? slot->t_alloc : rec->t);
+        if (slot->serial && slot->tid == rec->tid) {
+            htri_thread_info *th = analyze_thread(ps, rec->tid, rec->t);
+            if (th && th->last_alloc_serial == slot->serial) {
+                m->temporaries++;
+                s->temporaries++;
+            }
+        }
+        if (slot->serial && life < m->short_lived_ns) {
+            m->short_lived++;
+            s->short_lived++;
+        }
+    }
+    ps->heap_live -= slot->size;
+    analyze_remove(&ps->live, slot);
+}
+
+static int analyze_event(analyze_pass *ps, const htri_record *rec)
+{
+    htri_model *m = ps->m;
+    int full = ps->full;
+    ps->n_events++;
+    switch (rec->tag) {
+    case HTRI_REC_ALLOC:
+    case HTRI_REC_INHERIT: {
+        uint32_t node = analyze_node_ok(ps, rec->node);
+        int is_alloc = rec->tag == HTRI_REC_ALLOC;
+        analyze_block blk = { rec->addr, rec->size, rec->t, 0, node, rec->tid }, old;
+        if (is_alloc)
+            blk.serial = ++ps->serial;
+        if (full) {
+            htri_thread_info *th = analyze_thread(ps, rec->tid, rec->t);
+            if (!th)
+                return -ENOMEM;
+            if (is_alloc) {
+                htri_site *s = &m->sites[node];
+                size_t b = analyze_hist_bucket(rec->size);
+                m->allocs++;
+                m->bytes_allocated += rec->size;
+                m->family_allocs[rec->family & 7]++;
+                s->allocs++;
+                s->bytes += rec->size;
+                m->hist_count[b]++;
+                m->hist_bytes[b] += rec->size;
+                th->allocs++;
+                th->bytes += rec->size;
+                th->last_alloc_serial = blk.serial;
+            } else {
+                m->inherited_blocks++;
+                m->inherited_bytes += rec->size;
+            }
+        }
+        if (rec->addr == 0)   /* not a block the program can free; counted, not tracked */
+            break;
+        int rc = analyze_insert(&ps->live, &blk, &old);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)          /* the free of the old block was lost: forget it */
+            ps->heap_live -= old.size;
+        ps->heap_live += rec->size;
+        if (full) {
+            if (ps->live.used > m->max_live_blocks)
+                m->max_live_blocks = ps->live.used;
+            if (ps->heap_live > m->peak_bytes) {
+                m->peak_bytes = ps->heap_live;
+                m->peak_blocks = ps->live.used;
+                m->peak_t = rec->t;
+                m->peak_event = ps->n_events;
+            }
+        }
+        break;
+    }
+    case HTRI_REC_FREE: {
+        if (full) {
+            m->frees++;
+            m->family_frees[rec->family & 7]++;
+        }
+        analyze_block *slot = analyze_find(&ps->live, rec->addr);
+        if (!slot) {
+            if (full)
+                m->unknown_frees++;
+            break;
+        }
+        analyze_release(ps, slot, rec);
+        break;
+    }
+    case HTRI_REC_MMAP:
+        if (full) {
+            (void)analyze_node_ok(ps, rec->node);
+            m->mmap_count++;
+            m->mmap_bytes += rec->size;
+            uint64_t freed;
+            /* a MAP_FIXED mapping over one of ours replaces it */
+            if (analyze_region_remove(ps, rec->addr, rec->size, &freed) < 0 ||
+                analyze_region_add(ps, rec->addr, rec->size) < 0)
+                return -ENOMEM;
+            m->mmap_live_bytes += rec->size - freed;
+            if (m->mmap_live_bytes > m->mmap_peak_bytes)
+                m->mmap_peak_bytes = m->mmap_live_bytes;
+        }
+        break;
+    case HTRI_REC_MUNMAP:
+        if (full) {
+            uint64_t freed;
+            m->munmap_count++;
+            if (analyze_region_remove(ps, rec->addr, rec->size, &freed) < 0)
+                return -ENOMEM;
+            m->mmap_live_bytes -= freed;
+        }
+        break;
+    case HTRI_REC_ALLOC_FAILED:
+        if (full) {
+            (void)analyze_node_ok(ps, rec->node);
+            m->failed_allocs++;
+            m->failed_bytes += rec->size;
+        }
+        break;
+    }
+    if (full)
+        analyze_point(ps, rec->t, ps->heap_live, UINT64_MAX);
+    else if (ps->n_events >= m->peak_event)
+        return 1;     /* pass 2 stops on the peak event */
+    return 0;
+}
+
+static int analyze_on_record(void *ctx, const htri_record *rec)
+{
+    analyze_pass *ps = ctx;
+    switch (rec->tag) {
+    case HTRI_REC_ALLOC: case HTRI_REC_INHERIT: case HTRI_REC_FREE:
+    case HTRI_REC_MMAP: case HTRI_REC_MUNMAP: case HTRI_REC_ALLOC_FAILED:
+        return analyze_event(ps, rec);
+    default:
+        /* pass 2 reuses pass 1's nodes and modules: metadata is read once */
+        return ps->full ? analyze_meta(ps, rec) : 0;
+    }
+}
+
+void htri_model_free(htri_model *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_modules; i++) {
+        free(m->modules[i].path);
+        free(m->modules[i].build_id);
+    }
+    for (size_t i = 0; i < m->n_messages; i++)
+        free(m->messages[i].text);
+    for (size_t i = 0; i < m->n_infos; i++) {
+        free(m->infos[i].key);
+        free(m->infos[i].value);
+    }
+    free(m->modules);
+    free(m->messages);
+    free(m->infos);
+    free(m->nodes);
+    free(m->sites);
+    free(m->threads);
+    free(m->timeline);
+    free(m);
+}
+
+static int analyze_replay(htri_reader *r, analyze_pass *ps)
+{
+    int rc = htri_reader_replay(r, analyze_on_record, ps);
+    return rc > 0 ? 0 : rc;
+}
+
+int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out,
+                 char *err, size_t err_cap)
+{
+    analyze_pass ps = { 0 };
+    int rc = -ENOMEM;
+    htri_model *m = calloc(1, sizeof *m);
+    if (err && err_cap)
+        err[0] = 0;
+    if (!m)
+        return -ENOMEM;
+    m->header = *htri_reader_header(r);
+    m->cut = *htri_reader_cut_info(r);
+    m->duration_ns = htri_reader_t_end(r);
+    m->short_lived_ns = opts && opts->short_lived_ns ? opts->short_lived_ns : HTRI_DEFAULT_SHORT_LIVED_NS;
+    m->n_points = opts && opts->n_points ? opts->n_points : HTRI_DEFAULT_TIMELINE_POINTS;
+    if (m->n_points > 100000)
+        m->n_points = 100000;
+    m->timeline = calloc(m->n_points, sizeof *m->timeline);
+    ps.point_touched = calloc(m->n_points, 1);
+    /* node 0, the empty stack, always exists */
+    if (!m->timeline || !ps.point_touched ||
+        analyze_reserve((void **)&m->nodes, &ps.caps.nodes, 1, sizeof *m->nodes) < 0 ||
+        !(m->sites = calloc(ps.caps.nodes, sizeof *m->sites)))
+        goto fail;
+    m->nodes[0].defined = 1;
+    m->nodes[0].module = -1;
+    m->n_nodes = 1;
+    ps.m = m;
+    ps.full = 1;
+    ps.err = err;
+    ps.err_cap = err_cap;
+    if ((rc = analyze_replay(r, &ps)) < 0)
+        goto fail;
+    m->n_events = ps.n_events;
+    m->max_open_frames = htri_reader_max_open(r);
+    m->live_blocks = ps.live.used;
+    m->live_bytes = ps.heap_live;
+    if (m->has_end && m->end_t > m->duration_ns)
+        m->duration_ns = m->end_t;
+    for (size_t i = 0; i < ps.live.cap; i++) {
+        const analyze_block *b = &ps.live.slots[i];
+        if (b->addr) {
+            m->sites[b->node].live_blocks++;
+            m->sites[b->node].live_bytes += b->size;
+        }
+    }
+    /* buckets without events hold the heap where the previous one left it */
+    uint64_t heap = 0, rss = 0;
+    for (size_t i = 0; i < m->n_points; i++) {
+        htri_point *p = &m->timeline[i];
+        p->t = (uint64_t)((double)m->duration_ns * (double)(i + 1) / (double)m->n_points);
+        if (!(ps.point_touched[i] & 1))
+            p->heap_bytes = heap;
+        heap = p->heap_bytes;
+        if (!(ps.point_touched[i] & 2))
+            p->rss_bytes = rss;
+        rss = p->rss_bytes;
+    }
+    free(ps.live.slots);
+    free(ps.regions);
+    memset(&ps.live, 0, sizeof ps.live);
+    ps.regions = NULL;
+    ps.n_regions = ps.cap_regions = 0;
+
+    if (m->peak_event) {
+        ps.full = 0;
+        ps.n_events = 0;
+        ps.heap_live = 0;
+        ps.serial = 0;
+        if ((rc = analyze_replay(r, &ps)) < 0)
+            goto fail;
+        for (size_t i = 0; i < ps.live.cap; i++) {
+            const analyze_block *b = &ps.live.slots[i];
+            if (b->addr) {
+                m->sites[b->node].peak_blocks++;
+                m->sites[b->node].peak_bytes += b->size;
+            }
+        }
+    }
+    free(ps.live.slots);
+    free(ps.regions);
+    free(ps.point_touched);
+    *out = m;
+    return 0;
+fail:
+    free(ps.live.slots);
+    free(ps.regions);
+    free(ps.point_touched);
+    htri_model_free(m);
+    return rc;
+}
+
+uint64_t htri_model_site_value(const htri_model *m, uint32_t stack, int key)
+{
+    const htri_site *s = &m->sites[stack];
+    switch (key) {
+    case HTRI_SORT_BYTES: return s->bytes;
+    case HTRI_SORT_ALLOCS: return s->allocs;
+    case HTRI_SORT_PEAK: return s->peak_bytes;
+    case HTRI_SORT_LEAKED: return s->live_bytes ? s->live_bytes : s->live_blocks;
+    case HTRI_SORT_TEMPORARY: return s->temporaries;
+    case HTRI_SORT_SHORT_LIVED: return s->short_lived;
+    }
+    return 0;
+}
+
+typedef struct analyze_sort_ctx {
+    const htri_model *m;
+    int key;
+} analyze_sort_ctx;
+
+static int analyze_cmp_sites(const void *a, const void *b, void *arg)
+{
+    const analyze_sort_ctx *c = arg;
+    uint32_t ia = *(const uint32_t *)a, ib = *(const uint32_t *)b;
+    uint64_t va = htri_model_site_value(c->m, ia, c->key), vb = htri_model_site_value(c->m, ib, c->key);
+    if (va != vb)
+        return va > vb ? -1 : 1;
+    return ia < ib ? -1 : ia > ib;
+}
+
+size_t htri_model_top(const htri_model *m, int key, uint32_t *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_nodes; i++)
+        if (htri_model_site_value(m, (uint32_t)i, key))
+            n++;
+    if (!n || !max)
+        return n;
+    uint32_t *ids = malloc(n * sizeof *ids);
+    if (!ids) {
+        /* without memory to sort, hand back the first ones found: degraded but true */
+        size_t k = 0;
+        for (size_t i = 0; i < m->n_nodes && k < max; i++)
+            if (htri_model_site_value(m, (uint32_t)i, key))
+                out[k++] = (uint32_t)i;
+        return n;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_nodes; i++)
+        if (htri_model_site_value(m, (uint32_t)i, key))
+            ids[k++] = (uint32_t)i;
+    analyze_sort_ctx c = { m, key };
+    qsort_r(ids, n, sizeof *ids, analyze_cmp_sites, &c);
+    memcpy(out, ids, (n < max ? n : max) * sizeof *ids);
+    free(ids);
+    return n;
+}
+
+size_t htri_model_stack(const htri_model *m, uint32_t stack, uint32_t *nodes_out, size_t max)
+{
+    size_t n = 0;
+    /* parents always have smaller ids, so the walk ends at the root */
+    while (stack != 0 && stack < m->n_nodes && n < max) {
+        nodes_out[n++] = stack;
+        stack = m->nodes[stack].parent;
+    }
+    return n;
+}
+
+const htri_info *htri_model_info(const htri_model *m, const char *key)
+{
+    for (size_t i = m->n_infos; i-- > 0;)
+        if (strcmp(m->infos[i].key, key) == 0)
+            return &m->infos[i];
+    return NULL;
+}
+
+const htri_thread_info *htri_model_thread(const htri_model *m, uint32_t tid)
+{
+    for (size_t i = 0; i < m->n_threads; i++)
+        if (m->threads[i].tid == tid)
+            return &m->threads[i];
+    return NULL;
+}
+
+int htri_parse_duration(const char *s, uint64_t *ns)
+{
+    char *end;
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -EINVAL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return -EINVAL;
+    double mul;
+    if (!*end || strcmp(end, "ms") == 0) mul = 1e6;
+    else if (strcmp(end, "us") == 0) mul = 1e3;
+    else if (strcmp(end, "ns") == 0) mul = 1;
+    else if (strcmp(end, "s") == 0) mul = 1e9;
+    else return -EINVAL;
+    double r = v * mul;
+    if (r >= 1.8e19 || r != r)
+        return -EINVAL;
+    *ns = (uint64_t)(r + 0.5);
+    return 0;
+}

@@ -1,0 +1,201 @@
+/* Analysis numbers on constructed traces: totals, peak and who held it, temporaries,
+ * short-lived blocks, histogram, mmap, timeline, fork inheritance, duration parsing. */
+#include "check.h"
+#include "../cli/trace_enc.h"
+#include "analyze/analyze.h"
+
+static htri_model *analyze_buf(const enc *e, const htri_analyze_opts *o)
+{
+    htri_reader *r = NULL;
+    htri_model *m = NULL;
+    if (htri_reader_open_mem(e->buf, e->len, &r) != 0)
+        return NULL;
+    char err[128];
+    if (htri_analyze(r, o, &m, err, sizeof err) != 0)
+        m = NULL;
+    htri_reader_close(r);
+    return m;
+}
+
+static void test_sample(void)
+{
+    enc e;
+    enc_sample(&e);
+    htri_model *m = analyze_buf(&e, NULL);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    CHECK_EQ_U(m->allocs, 5);
+    CHECK_EQ_U(m->frees, 3);
+    CHECK_EQ_U(m->bytes_allocated, 2650);
+    CHECK_EQ_U(m->live_blocks, 2);
+    CHECK_EQ_U(m->live_bytes, 100);
+    CHECK_EQ_U(m->peak_bytes, 1600);
+    CHECK_EQ_U(m->peak_t, 2500);
+    CHECK_EQ_U(m->peak_blocks, 2);
+    /* who held the peak: the leak (node 2) and the realloc'd block (node 3) */
+    CHECK_EQ_U(m->sites[2].peak_bytes, 100);
+    CHECK_EQ_U(m->sites[3].peak_bytes, 1500);
+    CHECK_EQ_U(m->sites[4].peak_bytes, 0);
+    /* the 50-byte block and the new'd block freed by realloc before thread 100 allocated again */
+    CHECK_EQ_U(m->temporaries, 2);
+    CHECK_EQ_U(m->sites[3].temporaries, 2);
+    CHECK_EQ_U(m->short_lived, 3);
+    CHECK_EQ_U(m->hist_count[0], 1);
+    CHECK_EQ_U(m->hist_count[6], 1);   /* 50 in [32,64) */
+    CHECK_EQ_U(m->hist_count[7], 1);   /* 100 in [64,128) */
+    CHECK_EQ_U(m->hist_count[10], 1);  /* 1000 in [512,1024) */
+    CHECK_EQ_U(m->hist_count[11], 1);  /* 1500 in [1024,2048) */
+    CHECK_EQ_U(m->mmap_count, 1);
+    CHECK_EQ_U(m->mmap_bytes, 1 << 20);
+    CHECK_EQ_U(m->mmap_live_bytes, 1 << 19);
+    CHECK_EQ_U(m->mmap_peak_bytes, 1 << 20);
+    CHECK_EQ_U(m->rss_peak, 3 << 20);
+    CHECK(m->has_end);
+    CHECK_EQ_U(m->end_peak_rss, 4 << 20);
+    CHECK_EQ_U(m->end_allocs, 5);
+    CHECK_EQ_U(m->duration_ns, 5000);
+    CHECK_EQ_U(m->n_threads, 2);
+    CHECK_STR(htri_model_thread(m, 101)->name, "worker");
+    CHECK_EQ_U(htri_model_thread(m, 100)->allocs, 4);
+    CHECK_EQ_U(m->n_messages, 1);
+    CHECK_STR(m->messages[0].text, "sample warning");
+    CHECK_STR(htri_model_info(m, "exe")->value, "/usr/bin/sample");
+    CHECK_EQ_U(m->n_modules, 1);
+    CHECK_EQ_U(m->nodes[2].module, 0);
+    CHECK_EQ_U(m->nodes[2].parent, 1);
+
+    uint32_t top[8];
+    CHECK_EQ_U(htri_model_top(m, HTRI_SORT_BYTES, top, 8), 2);   /* calloc(0) adds no bytes */
+    CHECK_EQ_U(top[0], 3);
+    CHECK_EQ_U(top[1], 2);
+    CHECK_EQ_U(htri_model_top(m, HTRI_SORT_ALLOCS, top, 8), 3);
+    CHECK_EQ_U(top[2], 4);
+    CHECK_EQ_U(htri_model_top(m, HTRI_SORT_ALLOCS, top, 1), 3);
+    CHECK_EQ_U(top[0], 3);
+    CHECK_EQ_U(htri_model_top(m, HTRI_SORT_LEAKED, top, 8), 2);
+    CHECK_EQ_U(top[0], 2);
+    uint32_t stack[8];
+    CHECK_EQ_U(htri_model_stack(m, 3, stack, 8), 2);
+    CHECK_EQ_U(stack[0], 3);
+    CHECK_EQ_U(stack[1], 1);
+
+    /* the timeline reaches the peak in the bucket holding t=2500 and ends at 100 bytes */
+    uint64_t hi = 0;
+    for (size_t i = 0; i < m->n_points; i++)
+        if (m->timeline[i].heap_bytes > hi)
+            hi = m->timeline[i].heap_bytes;
+    CHECK_EQ_U(hi, 1600);
+    CHECK_EQ_U(m->timeline[m->n_points - 1].heap_bytes, 100);
+    CHECK_EQ_U(m->timeline[m->n_points - 1].t, 5000);
+    CHECK_EQ_U(m->timeline[m->n_points - 1].rss_bytes, 3 << 20);
+    htri_model_free(m);
+
+    /* a threshold below 100 ns: nothing is short-lived */
+    htri_analyze_opts o = { 50, 10 };
+    m = analyze_buf(&e, &o);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK_EQ_U(m->short_lived, 0);
+        CHECK_EQ_U(m->n_points, 10);
+        htri_model_free(m);
+    }
+    free(e.buf);
+}
+
+/* A forked child: inherited counters and blocks, not counted as its own allocations. */
+static void test_fork(void)
+{
+    enc e;
+    enc_file(&e, 2, HTRI_FILE_FORKED);
+    enc_begin(&e, HTRI_FRAME_META, 0, 0);
+    enc_fork_base(&e, 0, 1, 10, 4, 1000);
+    enc_end(&e);
+    enc_begin(&e, HTRI_FRAME_EVENTS, 2, 0);
+    enc_inherit(&e, 0, 64, 0, 0x1000);
+    enc_inherit(&e, 0, 36, 0, 0x2000);
+    enc_free(&e, 0, 10, 0x1000);
+    enc_alloc(&e, 0, 20, 8, 0, 0x3000);
+    enc_alloc(&e, 0, 30, 8, 77, 0x4000);      /* node never defined: charged to the root */
+    enc_end(&e);
+    htri_model *m = analyze_buf(&e, NULL);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK_EQ_U(m->allocs, 12);
+        CHECK_EQ_U(m->frees, 5);
+        CHECK_EQ_U(m->bytes_allocated, 1016);
+        CHECK_EQ_U(m->inherited_blocks, 2);
+        CHECK_EQ_U(m->live_blocks, 3);
+        CHECK_EQ_U(m->live_bytes, 52);
+        CHECK_EQ_U(m->peak_bytes, 100);
+        CHECK_EQ_U(m->peak_t, 0);
+        CHECK_EQ_U(m->unknown_nodes, 1);
+        CHECK_EQ_U(m->temporaries, 0);
+        htri_model_free(m);
+    }
+    free(e.buf);
+}
+
+/* The peak is the first time the maximum is reached, and its contributors are exact even
+ * when the same stack later allocates and frees a lot. */
+static void test_peak_exact(void)
+{
+    enc e;
+    enc_file(&e, 1, 0);
+    enc_begin(&e, HTRI_FRAME_META, 0, 0);
+    enc_node(&e, 1, 0, 0x10);
+    enc_node(&e, 2, 0, 0x20);
+    enc_end(&e);
+    enc_begin(&e, HTRI_FRAME_EVENTS, 1, 0);
+    for (int i = 0; i < 10; i++)
+        enc_alloc(&e, 0, (uint64_t)i, 100, 1, 0x1000 + (uint64_t)i * 0x100);   /* 1000 bytes */
+    enc_alloc(&e, 0, 20, 500, 2, 0x9000);                                       /* peak 1500 */
+    for (int i = 0; i < 10; i++)
+        enc_free(&e, 0, 30 + (uint64_t)i, 0x1000 + (uint64_t)i * 0x100);
+    for (int i = 0; i < 5; i++)
+        enc_alloc(&e, 0, 50 + (uint64_t)i, 200, 1, 0x1000 + (uint64_t)i * 0x100);  /* 1000+500 again */
+    enc_end(&e);
+    htri_model *m = analyze_buf(&e, NULL);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK_EQ_U(m->peak_bytes, 1500);
+        CHECK_EQ_U(m->peak_t, 20);
+        CHECK_EQ_U(m->sites[1].peak_bytes, 1000);
+        CHECK_EQ_U(m->sites[1].peak_blocks, 10);
+        CHECK_EQ_U(m->sites[2].peak_bytes, 500);
+        CHECK_EQ_U(m->sites[1].live_bytes, 1000);
+        CHECK_EQ_U(m->sites[1].live_blocks, 5);
+        CHECK_EQ_U(m->temporaries, 0);
+        htri_model_free(m);
+    }
+    free(e.buf);
+}
+
+static void test_durations(void)
+{
+    uint64_t ns = 0;
+    CHECK_EQ_U(htri_parse_duration("500us", &ns), 0);
+    CHECK_EQ_U(ns, 500000);
+    CHECK_EQ_U(htri_parse_duration("2ms", &ns), 0);
+    CHECK_EQ_U(ns, 2000000);
+    CHECK_EQ_U(htri_parse_duration("1s", &ns), 0);
+    CHECK_EQ_U(ns, 1000000000);
+    CHECK_EQ_U(htri_parse_duration("1.5ms", &ns), 0);
+    CHECK_EQ_U(ns, 1500000);
+    CHECK_EQ_U(htri_parse_duration("3", &ns), 0);
+    CHECK_EQ_U(ns, 3000000);
+    CHECK(htri_parse_duration("", &ns) < 0);
+    CHECK(htri_parse_duration("-1ms", &ns) < 0);
+    CHECK(htri_parse_duration("5 ms", &ns) < 0);
+    CHECK(htri_parse_duration("5h", &ns) < 0);
+    CHECK(htri_parse_duration("ms", &ns) < 0);
+}
+
+int main(void)
+{
+    test_sample();
+    test_fork();
+    test_peak_exact();
+    test_durations();
+    return CHECK_DONE();
+}
