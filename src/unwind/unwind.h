@@ -26,6 +26,10 @@ int htri_unwind_parse_mode(const char *name, htri_unwind_mode *mode);
  * from any thread, concurrently; never crashes on a corrupt stack (returns a short stack). */
 int htri_unwind_capture(uintptr_t *pcs, int max, int skip);
 
+/* As htri_unwind_capture, with an explicit engine instead of the one chosen at init (for
+ * tests and benchmarks comparing engines; the engine is set up on first use if needed). */
+int htri_unwind_capture_with(htri_unwind_mode mode, uintptr_t *pcs, int max, int skip);
+
 /* Tell the unwinder that modules may have been loaded or unloaded (dlopen/dlclose), so any
  * cached per-module lookup is refreshed. Cheap; may be called often. */
 void htri_unwind_modules_changed(void);
