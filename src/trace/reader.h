@@ -30,7 +30,8 @@ typedef struct htri_reader htri_reader;
  *   ALLOC/INHERIT family, tid, t, size, node, addr
  *   FREE          family, tid, t, addr
  *   MMAP          tid, t, size (len), node, addr     MUNMAP tid, t, size (len), addr
- *   ALLOC_FAILED  tid, t, size, node, family */
+ *   ALLOC_FAILED  tid, t, size, node, family
+ *   0x40..0x7f    str_a (the body of a leak or misuse record, see leak_record.h) */
 typedef struct htri_record {
     uint8_t tag, family;
     uint32_t tid;

@@ -232,8 +232,19 @@ static void fill_future_records(enc *e)
 {
     enc_begin(e, HTRI_FRAME_META, 0, 0);
     enc_info(e, "k", "v");
-    enc_tag(e, 0x41);                        /* leak record of a newer writer */
-    enc_u(e, 7);
+    enc_tag(e, 0x5f);                        /* a leak record this reader does not know */
+    enc_u(e, 3);
+    enc_u(e, 1); enc_u(e, 2); enc_u(e, 3);   /* its body: skipped by its length */
+    enc_info(e, "k2", "v2");
+    enc_end(e);
+}
+
+static void fill_future_cut(enc *e)
+{
+    enc_begin(e, HTRI_FRAME_META, 0, 0);
+    enc_tag(e, 0x60);
+    enc_u(e, 30);                            /* body longer than the frame */
+    enc_u(e, 1);
     enc_end(e);
 }
 
@@ -247,6 +258,7 @@ static void test_bad_records(void)
     replay_one_frame(fill_node_bad_parent, HTRI_E_CORRUPT);
     replay_one_frame(fill_record_count, HTRI_E_CORRUPT);
     replay_one_frame(fill_future_records, 0);
+    replay_one_frame(fill_future_cut, HTRI_E_CORRUPT);
 }
 
 /* Three threads whose frames overlap; a block freed by one thread and its address reused by
