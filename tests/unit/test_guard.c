@@ -137,7 +137,7 @@ static void test_overrun_underrun(void)
     CHECK(g_errs[1].offset == 12);
     /* table snapshot walk */
     u[11] = 3;
-    htri_block b = { (uintptr_t)u, 10, 5, HTRI_FAM_MALLOC, 0, 0 };
+    htri_block b = { .addr = (uintptr_t)u, .size = 10, .node = 5, .family = HTRI_FAM_MALLOC };
     g_n_errs = 0;
     CHECK_EQ_U(htri_guard_verify_blocks(&b, 1, 0), 1);
     CHECK(g_errs[0].offset == 11 && g_errs[0].alloc_node == 5);
@@ -317,14 +317,14 @@ static void test_bad_frees(void)
     CHECK(g_errs[2].addr_class == HTRI_ADDR_STACK);
     htri_guard_report_invalid_free((uintptr_t)&g_guard_test_global[1], HTRI_FFAM_FREE, 46, NULL);
     CHECK(g_errs[3].addr_class == HTRI_ADDR_DATA);
-    htri_block live = { 0x5000, 64, 8, HTRI_FAM_NEW_ARRAY, 0, 0 };
+    htri_block live = { .addr = 0x5000, .size = 64, .node = 8, .family = HTRI_FAM_NEW_ARRAY };
     htri_guard_report_invalid_free(0x5008, HTRI_FFAM_DELETE_ARRAY, 47, &live);
     CHECK(g_errs[4].addr_class == HTRI_ADDR_INTERIOR && g_errs[4].offset == 8);
     CHECK(g_errs[4].alloc_node == 8 && g_errs[4].block_size == 64);
     htri_guard_report_invalid_free(0x10, HTRI_FFAM_FREE, 48, NULL);
     CHECK(g_errs[5].addr_class == HTRI_ADDR_UNKNOWN);
     /* mismatch */
-    htri_block nb = { 0x6000, 4, 9, HTRI_FAM_MALLOC, 0, 0 };
+    htri_block nb = { .addr = 0x6000, .size = 4, .node = 9, .family = HTRI_FAM_MALLOC };
     htri_guard_report_mismatch(&nb, HTRI_FFAM_DELETE, 49);
     CHECK(g_errs[6].kind == HTRI_ERR_MISMATCHED_FREE && g_errs[6].alloc_family == HTRI_FAM_MALLOC);
     CHECK(g_errs[6].free_family == HTRI_FFAM_DELETE && g_errs[6].block_size == 4);
@@ -449,8 +449,9 @@ static void test_limit(void)
     CHECK_EQ_U(htri_guard_live_bytes(), 924);
 
     htri_block blocks[6] = {
-        { 0x1000, 100, 1, 0, 0, 0 }, { 0x2000, 500, 2, 0, 0, 0 }, { 0x3000, 100, 1, 0, 0, 0 },
-        { 0x4000, 50, 3, 0, 0, 0 },  { 0x5000, 300, 0, 0, 0, 0 }, { 0x6000, 250, 1, 0, 0, 0 },
+        { .addr = 0x1000, .size = 100, .node = 1 }, { .addr = 0x2000, .size = 500, .node = 2 },
+        { .addr = 0x3000, .size = 100, .node = 1 }, { .addr = 0x4000, .size = 50, .node = 3 },
+        { .addr = 0x5000, .size = 300, .node = 0 }, { .addr = 0x6000, .size = 250, .node = 1 },
     };
     htri_limit_holder top[3];
     CHECK_EQ_U(htri_guard_top_holders(blocks, 6, top, 3), 3);
