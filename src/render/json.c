@@ -1,0 +1,233 @@
+/* The JSON renderer: the whole report as one document (schema: docs/report-json.md). Stacks
+ * are written once, in a "stacks" object keyed by stack id, and referenced by id. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "render/render.h"
+
+typedef struct json_ctx {
+    FILE *out;
+    const htri_model *m;
+    htri_render_syms *syms;
+    size_t top;
+    uint8_t *used;        /* stacks referenced so far, one flag per node */
+} json_ctx;
+
+static void json_str(FILE *out, const char *s, size_t n)
+{
+    fputc('"', out);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\')
+            fprintf(out, "\\%c", ch);
+        else if (ch == '\n')
+            fputs("\\n", out);
+        else if (ch == '\t')
+            fputs("\\t", out);
+        else if (ch < 0x20 || ch == 0x7f)
+            fprintf(out, "\\u%04x", ch);
+        else if (ch >= 0x80) {
+            /* paths and names may hold bytes that are not UTF-8: keep the output valid JSON
+             * by escaping every non-ASCII byte as a code point of its own (Latin-1 reading) */
+            fprintf(out, "\\u%04x", ch);
+        } else
+            fputc(ch, out);
+    }
+    fputc('"', out);
+}
+
+static void json_cstr(FILE *out, const char *s)
+{
+    if (s)
+        json_str(out, s, strlen(s));
+    else
+        fputs("null", out);
+}
+
+static void json_sites(json_ctx *c, const char *name, int key)
+{
+    const htri_model *m = c->m;
+    uint32_t *ids = calloc(c->top ? c->top : 1, sizeof *ids);
+    size_t total = ids ? htri_model_top(m, key, ids, c->top) : 0;
+    size_t shown = total < c->top ? total : c->top;
+    fprintf(c->out, ",\n  \"%s\": {\"total\": %zu, \"sites\": [", name, total);
+    for (size_t i = 0; i < shown; i++) {
+        const htri_site *s = &m->sites[ids[i]];
+        c->used[ids[i]] = 1;
+        fprintf(c->out, "%s\n    {\"stack\": %u, \"allocs\": %llu, \"bytes\": %llu, \"peak_bytes\": %llu, "
+                "\"peak_blocks\": %llu, \"leaked_bytes\": %llu, \"leaked_blocks\": %llu, "
+                "\"temporary\": %llu, \"short_lived\": %llu",
+                i ? "," : "", ids[i], (unsigned long long)s->allocs, (unsigned long long)s->bytes,
+                (unsigned long long)s->peak_bytes, (unsigned long long)s->peak_blocks,
+                (unsigned long long)s->live_bytes, (unsigned long long)s->live_blocks,
+                (unsigned long long)s->temporaries, (unsigned long long)s->short_lived);
+        if (key == HTRI_SORT_PEAK)
+            fprintf(c->out, ", \"share\": %.4f",
+                    m->peak_bytes ? (double)s->peak_bytes / (double)m->peak_bytes : 0.0);
+        fputc('}', c->out);
+    }
+    fprintf(c->out, "%s]}", shown ? "\n  " : "");
+    free(ids);
+}
+
+static void json_stacks(json_ctx *c)
+{
+    const htri_model *m = c->m;
+    htri_frame frames[HTRI_RENDER_MAX_FRAMES];
+    int first = 1;
+    fputs(",\n  \"stacks\": {", c->out);
+    for (size_t id = 0; id < m->n_nodes; id++) {
+        if (!c->used[id])
+            continue;
+        int n = htri_render_stack(c->syms, (uint32_t)id, frames, HTRI_RENDER_MAX_FRAMES);
+        fprintf(c->out, "%s\n    \"%zu\": [", first ? "" : ",", id);
+        first = 0;
+        for (int i = 0; i < n; i++) {
+            const htri_frame *f = &frames[i];
+            fprintf(c->out, "%s\n      {\"pc\": \"0x%llx\", \"function\": ", i ? "," : "",
+                    (unsigned long long)f->pc);
+            json_cstr(c->out, f->function);
+            fputs(", \"file\": ", c->out);
+            json_cstr(c->out, f->file);
+            fprintf(c->out, ", \"line\": %u, \"inlined\": %s, \"module\": ", f->line,
+                    f->inlined ? "true" : "false");
+            json_cstr(c->out, f->module);
+            fprintf(c->out, ", \"module_offset\": \"0x%llx\"}", (unsigned long long)f->module_offset);
+        }
+        fputs(n ? "\n    ]" : "]", c->out);
+    }
+    fputs(first ? "}" : "\n  }", c->out);
+}
+
+int htri_render_json(FILE *out, const htri_model *m, const htri_render_opts *o)
+{
+    static const char *hows[] = { "exit", "signal", "exec", "unknown" };
+    static const char *levels[] = { "info", "warning", "error" };
+    json_ctx c = { out, m, NULL, o && o->top ? o->top : HTRI_RENDER_DEFAULT_TOP, NULL };
+    c.used = calloc(m->n_nodes ? m->n_nodes : 1, 1);
+    c.syms = htri_render_syms_open(m, o ? o->no_symbols : 0);
+    if (!c.used || !c.syms) {
+        free(c.used);
+        htri_render_syms_close(c.syms);
+        return -ENOMEM;
+    }
+    const htri_info *exe = htri_model_info(m, "exe"), *cmd = htri_model_info(m, "cmdline");
+    fputs("{\n  \"format\": \"heaptrail-report\",\n  \"version\": 1,\n  \"trace\": {\"path\": ", out);
+    json_cstr(out, o ? o->trace_path : NULL);
+    fprintf(out, ", \"pid\": %u, \"ppid\": %u, \"forked\": %s, \"start_realtime_ns\": %llu, "
+            "\"duration_ns\": %llu, \"exe\": ", m->header.pid, m->header.ppid,
+            m->header.flags & HTRI_FILE_FORKED ? "true" : "false",
+            (unsigned long long)m->header.start_realtime_ns, (unsigned long long)m->duration_ns);
+    json_cstr(out, exe ? exe->value : NULL);
+    fputs(", \"cmdline\": [", out);
+    if (cmd) {
+        /* NUL-separated arguments */
+        size_t start = 0;
+        int firstarg = 1;
+        for (size_t i = 0; i <= cmd->value_len; i++) {
+            if (i == cmd->value_len || cmd->value[i] == 0) {
+                if (i > start || (i < cmd->value_len)) {
+                    fputs(firstarg ? "" : ", ", out);
+                    json_str(out, cmd->value + start, i - start);
+                    firstarg = 0;
+                }
+                start = i + 1;
+            }
+        }
+    }
+    fputs("], \"cut\": ", out);
+    if (m->cut.status) {
+        fprintf(out, "{\"offset\": %llu, \"reason\": ", (unsigned long long)m->cut.offset);
+        json_cstr(out, m->cut.why);
+        fprintf(out, ", \"corrupt\": %s}", m->cut.status == HTRI_E_CORRUPT ? "true" : "false");
+    } else {
+        fputs("null", out);
+    }
+    fprintf(out, "},\n  \"summary\": {\"allocs\": %llu, \"frees\": %llu, \"bytes_allocated\": %llu, "
+            "\"in_use_at_exit\": {\"bytes\": %llu, \"blocks\": %llu}, "
+            "\"peak\": {\"bytes\": %llu, \"blocks\": %llu, \"t_ns\": %llu}, "
+            "\"peak_rss_bytes\": %llu, \"temporary\": %llu, \"short_lived\": %llu, "
+            "\"short_lived_threshold_ns\": %llu, \"failed_allocs\": %llu, \"unknown_frees\": %llu, "
+            "\"events\": %llu}",
+            (unsigned long long)m->allocs, (unsigned long long)m->frees,
+            (unsigned long long)m->bytes_allocated, (unsigned long long)m->live_bytes,
+            (unsigned long long)m->live_blocks, (unsigned long long)m->peak_bytes,
+            (unsigned long long)m->peak_blocks, (unsigned long long)m->peak_t,
+            (unsigned long long)(m->end_peak_rss > m->rss_peak ? m->end_peak_rss : m->rss_peak),
+            (unsigned long long)m->temporaries, (unsigned long long)m->short_lived,
+            (unsigned long long)m->short_lived_ns, (unsigned long long)m->failed_allocs,
+            (unsigned long long)m->unknown_frees, (unsigned long long)m->n_events);
+    fputs(",\n  \"fork\": ", out);
+    if (m->forked)
+        fprintf(out, "{\"parent_pid\": %llu, \"allocs\": %llu, \"frees\": %llu, \"bytes\": %llu, "
+                "\"inherited_blocks\": %llu, \"inherited_bytes\": %llu}",
+                (unsigned long long)m->fork_parent_pid, (unsigned long long)m->fork_allocs,
+                (unsigned long long)m->fork_frees, (unsigned long long)m->fork_bytes,
+                (unsigned long long)m->inherited_blocks, (unsigned long long)m->inherited_bytes);
+    else
+        fputs("null", out);
+    fputs(",\n  \"end\": ", out);
+    if (m->has_end)
+        fprintf(out, "{\"how\": \"%s\", \"status\": %llu, \"t_ns\": %llu, \"peak_rss_bytes\": %llu, "
+                "\"dropped_events\": %llu, \"agent_allocs\": %llu, \"agent_frees\": %llu, "
+                "\"agent_bytes\": %llu}",
+                hows[m->end_how < 4 ? m->end_how : 3], (unsigned long long)m->end_status,
+                (unsigned long long)m->end_t, (unsigned long long)m->end_peak_rss,
+                (unsigned long long)m->end_dropped, (unsigned long long)m->end_allocs,
+                (unsigned long long)m->end_frees, (unsigned long long)m->end_bytes);
+    else
+        fputs("null", out);
+    fprintf(out, ",\n  \"mmap\": {\"count\": %llu, \"munmaps\": %llu, \"bytes\": %llu, "
+            "\"peak_bytes\": %llu, \"live_bytes\": %llu}",
+            (unsigned long long)m->mmap_count, (unsigned long long)m->munmap_count,
+            (unsigned long long)m->mmap_bytes, (unsigned long long)m->mmap_peak_bytes,
+            (unsigned long long)m->mmap_live_bytes);
+    json_sites(&c, "peak_contributors", HTRI_SORT_PEAK);
+    json_sites(&c, "top_by_bytes", HTRI_SORT_BYTES);
+    json_sites(&c, "top_by_calls", HTRI_SORT_ALLOCS);
+    json_sites(&c, "temporary", HTRI_SORT_TEMPORARY);
+    json_sites(&c, "short_lived", HTRI_SORT_SHORT_LIVED);
+    json_sites(&c, "leaks", HTRI_SORT_LEAKED);
+
+    fputs(",\n  \"histogram\": [", out);
+    int first = 1;
+    for (size_t k = 0; k < HTRI_HIST_BUCKETS; k++) {
+        if (!m->hist_count[k])
+            continue;
+        uint64_t lo = k ? 1ull << (k - 1) : 0, hi = k == 0 ? 0 : k == 64 ? UINT64_MAX : (1ull << k) - 1;
+        fprintf(out, "%s\n    {\"min\": %llu, \"max\": %llu, \"count\": %llu, \"bytes\": %llu}",
+                first ? "" : ",", (unsigned long long)lo, (unsigned long long)hi,
+                (unsigned long long)m->hist_count[k], (unsigned long long)m->hist_bytes[k]);
+        first = 0;
+    }
+    fputs(first ? "]" : "\n  ]", out);
+    fputs(",\n  \"timeline\": [", out);
+    for (size_t i = 0; i < m->n_points; i++)
+        fprintf(out, "%s\n    {\"t_ns\": %llu, \"heap_bytes\": %llu, \"rss_bytes\": %llu}", i ? "," : "",
+                (unsigned long long)m->timeline[i].t, (unsigned long long)m->timeline[i].heap_bytes,
+                (unsigned long long)m->timeline[i].rss_bytes);
+    fputs(m->n_points ? "\n  ]" : "]", out);
+    fputs(",\n  \"threads\": [", out);
+    for (size_t i = 0; i < m->n_threads; i++) {
+        const htri_thread_info *t = &m->threads[i];
+        fprintf(out, "%s\n    {\"tid\": %u, \"name\": ", i ? "," : "", t->tid);
+        json_cstr(out, t->name);
+        fprintf(out, ", \"allocs\": %llu, \"bytes\": %llu, \"ended\": %s}", (unsigned long long)t->allocs,
+                (unsigned long long)t->bytes, t->ended ? "true" : "false");
+    }
+    fputs(m->n_threads ? "\n  ]" : "]", out);
+    fputs(",\n  \"messages\": [", out);
+    for (size_t i = 0; i < m->n_messages; i++) {
+        fprintf(out, "%s\n    {\"t_ns\": %llu, \"level\": \"%s\", \"text\": ", i ? "," : "",
+                (unsigned long long)m->messages[i].t, levels[m->messages[i].level]);
+        json_cstr(out, m->messages[i].text);
+        fputc('}', out);
+    }
+    fputs(m->n_messages ? "\n  ]" : "]", out);
+    json_stacks(&c);
+    fputs("\n}\n", out);
+    free(c.used);
+    htri_render_syms_close(c.syms);
+    return ferror(out) ? -EIO : 0;
+}

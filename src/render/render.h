@@ -1,0 +1,49 @@
+/* Private: the renderers. Each reads an analysis model (never the trace) and writes one
+ * output format to a stream the CLI owns: the valgrind-like run summary, the full text
+ * report, JSON (docs/report-json.md). Stack frames are symbolized here, offline. */
+#ifndef HTR_RENDER_RENDER_H
+#define HTR_RENDER_RENDER_H
+#include <stdint.h>
+#include <stdio.h>
+
+#include "analyze/analyze.h"
+#include "symbols/symbols.h"
+
+#define HTRI_RENDER_DEFAULT_TOP 10
+#define HTRI_RENDER_MAX_FRAMES 24     /* frames printed per stack, inlined ones included */
+
+typedef struct htri_render_opts {
+    size_t top;                 /* entries per section; 0: HTRI_RENDER_DEFAULT_TOP */
+    const char *trace_path;     /* shown in the report; may be NULL */
+    int no_symbols;             /* 1: raw module+offset only (tests, speed) */
+} htri_render_opts;
+
+/* `heaptrail report`: every section as text. Returns 0 or -EIO (stream error), -ENOMEM. */
+int htri_render_text(FILE *out, const htri_model *m, const htri_render_opts *o);
+/* The same content as one JSON document. */
+int htri_render_json(FILE *out, const htri_model *m, const htri_render_opts *o);
+/* `heaptrail run`'s valgrind-like summary of one trace, every line prefixed "==pid== ". */
+int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path);
+
+/* ---- shared by the renderers (render_util.c) ---- */
+
+/* 1234567 -> "1,234,567", as memcheck prints counts. Returns buf. */
+const char *htri_render_commas(char *buf, size_t cap, uint64_t v);
+/* 1536 -> "1.50 KiB" (B, KiB, MiB, GiB, TiB). Returns buf. */
+const char *htri_render_bytes(char *buf, size_t cap, uint64_t bytes);
+/* ns -> "750 ns", "12.5 us", "3.20 ms", "1.234 s". Returns buf. */
+const char *htri_render_duration(char *buf, size_t cap, uint64_t ns);
+/* "exit status 3", "killed by signal 11 (SIGSEGV)", "exec", "unknown". */
+const char *htri_render_end(char *buf, size_t cap, const htri_model *m);
+/* Signal number -> "SIGSEGV" ("SIG42" if unknown). */
+const char *htri_render_signame(char *buf, size_t cap, int sig);
+
+/* Symbolized stacks of a model: a symtab loaded with the model's modules on first use. */
+typedef struct htri_render_syms htri_render_syms;
+htri_render_syms *htri_render_syms_open(const htri_model *m, int no_symbols);
+void htri_render_syms_close(htri_render_syms *s);
+/* The frames of stack `stack`, innermost first, with the agent's own frames dropped.
+ * Returns how many were written (<= max). The strings live until htri_render_syms_close. */
+int htri_render_stack(htri_render_syms *s, uint32_t stack, htri_frame *out, int max);
+
+#endif
