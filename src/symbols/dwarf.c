@@ -3,6 +3,7 @@
  * the innermost position, and the ELF symbol tables name code without DWARF. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <dwarf.h>
 #include <elfutils/libdw.h>
 
@@ -98,50 +99,292 @@ static uint32_t dwarf_udata(Dwarf_Die *die, unsigned int at)
     return v > UINT32_MAX ? 0 : (uint32_t)v;
 }
 
-/* Walks the scopes around `addr`; returns the number of frames written (0 when no
- * function scope holds it). `file`/`line` enter as the line table's answer. */
-static int dwarf_inline_chain(htri_symtab *st, Dwarf_Die *cudie, Dwarf_Addr cu_addr, const char *file,
-                              uint32_t line, htri_frame *out, int max)
+/* ---- per-CU index of code-bearing function DIEs ----
+ *
+ * dwarf_getscopes walks a CU's DIEs from its start for every pc, which on one-CU programs
+ * such as SQLite's amalgamation costs milliseconds per pc. Instead each CU is walked once:
+ * every subprogram and inlined_subroutine with code becomes a node (with its enclosing
+ * node), every one of its address ranges an interval. DIE ranges nest, so the intervals
+ * form a laminar family; sorted by (lo, -hi, depth) with each interval's enclosing
+ * interval precomputed, the innermost interval holding a pc is the last one starting at or
+ * below it, or the first of its enclosing chain that still reaches the pc.
+ *
+ *   intervals (sorted)    [lo ........................... hi)  node 0  physical function
+ *                           [lo ...... hi)                      node 1  inlined, parent 0
+ *                                [lo .. hi)                     node 2  inlined, parent 1
+ */
+
+typedef struct dwarf_node {
+    Dwarf_Die die;
+    int32_t parent;             /* enclosing function node, -1 for none */
+    bool named;                 /* `name` computed */
+    const char *name;
+} dwarf_node;
+
+typedef struct dwarf_interval {
+    uint64_t lo, hi;            /* CU addresses, [lo, hi) */
+    int32_t node, depth, encl;  /* encl: enclosing interval, -1 for none */
+} dwarf_interval;
+
+typedef struct dwarf_cu_index {
+    struct dwarf_cu_index *next;/* every index of the table, freed at close */
+    dwarf_node *nodes;
+    size_t n_nodes, cap_nodes;
+    dwarf_interval *ivs;
+    size_t n_ivs, cap_ivs;
+    Dwarf_Files *files;
+    size_t n_files;
+} dwarf_cu_index;
+
+#define DWARF_MAX_DEPTH 256
+
+static int dwarf_grow(void **arr, size_t *cap, size_t n, size_t elem)
 {
-    Dwarf_Die *scopes = NULL;
-    int n_scopes = dwarf_getscopes(cudie, cu_addr, &scopes);
-    if (n_scopes <= 0) {
-        free(scopes);
+    if (n < *cap)
+        return 0;
+    size_t new_cap = *cap ? *cap * 2 : 64, bytes;
+    if (htri_mul_overflow(new_cap, elem, &bytes))
+        return -ENOMEM;
+    void *p = realloc(*arr, bytes);
+    if (!p)
+        return -ENOMEM;
+    *arr = p;
+    *cap = new_cap;
+    return 0;
+}
+
+static int dwarf_cmp_interval(const void *pa, const void *pb)
+{
+    const dwarf_interval *a = pa, *b = pb;
+    if (a->lo != b->lo)
+        return a->lo < b->lo ? -1 : 1;
+    if (a->hi != b->hi)
+        return a->hi > b->hi ? -1 : 1;
+    return (a->depth > b->depth) - (a->depth < b->depth);
+}
+
+/* Tags whose children may hold code or the namespaces that qualify names. */
+static bool dwarf_may_nest(int tag)
+{
+    switch (tag) {
+    case DW_TAG_subprogram: case DW_TAG_inlined_subroutine: case DW_TAG_lexical_block:
+    case DW_TAG_namespace: case DW_TAG_class_type: case DW_TAG_structure_type:
+    case DW_TAG_union_type: case DW_TAG_module: case DW_TAG_try_block:
+    case DW_TAG_catch_block: case DW_TAG_entry_point:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static bool dwarf_is_scope_name(int tag)
+{
+    return tag == DW_TAG_namespace || tag == DW_TAG_class_type ||
+           tag == DW_TAG_structure_type || tag == DW_TAG_union_type;
+}
+
+/* Records "prefix::name" for a C++ function without a linkage name, so that
+ * dwarf_qualify() finds it without walking the CU again. Best effort. */
+static void dwarf_note_qualified(htri_symtab *st, Dwarf_Die *die, const char *prefix,
+                                 size_t prefix_len)
+{
+    const char *name = dwarf_diename(die);
+    if (!name || htri_symbols_map_reserve(&st->names, 1) != 0)
+        return;
+    symbols_slot *slot = htri_symbols_map_find(&st->names, (uintptr_t)die->addr, 2);
+    if (slot->b)
+        return;
+    size_t name_len = strlen(name);
+    char buf[1024];
+    if (prefix_len + name_len >= sizeof buf)
+        return;
+    memcpy(buf, prefix, prefix_len);
+    memcpy(buf + prefix_len, name, name_len);
+    /* at the top level the name stands as libdw keeps it */
+    const char *full = prefix_len ? htri_symbols_strdup(st, buf, prefix_len + name_len) : name;
+    if (!full)
+        return;
+    slot->a = (uintptr_t)die->addr;
+    slot->b = 2;
+    slot->v = (uintptr_t)full;
+    st->names.used++;
+}
+
+static int dwarf_index_fill(htri_symtab *st, Dwarf_Die *cudie, dwarf_cu_index *ix)
+{
+    bool cxx = dwarf_is_cplusplus(cudie);
+    struct level {
+        Dwarf_Die die;
+        int32_t node;           /* the function node enclosing DIEs at this level */
+        uint32_t prefix_len;    /* "ns::Class::" length valid at this level */
+    } *stack = malloc(DWARF_MAX_DEPTH * sizeof *stack);
+    char prefix[1024];
+    if (!stack)
+        return -ENOMEM;
+    int d = 0, rc = 0;
+    if (dwarf_child(cudie, &stack[0].die) != 0) {
+        free(stack);
         return 0;
     }
-    /* dwarf_getscopes continues from an inlined instance into its abstract definition's
-     * scopes; the concrete callers come from the innermost DIE's own parents instead. */
-    Dwarf_Die inner = scopes[0];
-    free(scopes);
-    scopes = NULL;
-    n_scopes = dwarf_getscopes_die(&inner, &scopes);
-    if (n_scopes <= 0) {
-        free(scopes);
-        return 0;
-    }
-    Dwarf_Files *files = NULL;
-    size_t n_files = 0;
-    if (dwarf_getsrcfiles(cudie, &files, &n_files) != 0)
-        files = NULL;
-    int n = 0;
-    for (int i = 0; i < n_scopes && n < max; i++) {
-        int tag = dwarf_tag(&scopes[i]);
-        if (tag != DW_TAG_subprogram && tag != DW_TAG_inlined_subroutine)
+    stack[0].node = -1;
+    stack[0].prefix_len = 0;
+    while (d >= 0) {
+        Dwarf_Die *die = &stack[d].die;
+        int tag = dwarf_tag(die);
+        int32_t node = stack[d].node;
+        if (tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine) {
+            Dwarf_Addr base, lo, hi;
+            ptrdiff_t off = 0;
+            int32_t id = -1;
+            while ((off = dwarf_ranges(die, off, &base, &lo, &hi)) > 0) {
+                if (lo >= hi)
+                    continue;
+                if (id < 0) {
+                    if ((rc = dwarf_grow((void **)&ix->nodes, &ix->cap_nodes, ix->n_nodes,
+                                         sizeof *ix->nodes)) != 0)
+                        goto out;
+                    id = (int32_t)ix->n_nodes++;
+                    ix->nodes[id] = (dwarf_node){ .die = *die, .parent = node };
+                }
+                if ((rc = dwarf_grow((void **)&ix->ivs, &ix->cap_ivs, ix->n_ivs,
+                                     sizeof *ix->ivs)) != 0)
+                    goto out;
+                ix->ivs[ix->n_ivs++] = (dwarf_interval){ lo, hi, id, d, -1 };
+            }
+            if (id >= 0)
+                node = id;
+            if (cxx && tag == DW_TAG_subprogram && !dwarf_hasattr(die, DW_AT_linkage_name))
+                dwarf_note_qualified(st, die, prefix, stack[d].prefix_len);
+        }
+        if (dwarf_may_nest(tag) && dwarf_haschildren(die) > 0 && d + 1 < DWARF_MAX_DEPTH &&
+            dwarf_child(die, &stack[d + 1].die) == 0) {
+            uint32_t plen = stack[d].prefix_len;
+            if (cxx && dwarf_is_scope_name(tag)) {
+                const char *part = dwarf_diename(die);
+                int k = snprintf(prefix + plen, sizeof prefix - plen, "%s::",
+                                 part ? part : "(anonymous namespace)");
+                if (k > 0 && (size_t)k < sizeof prefix - plen)
+                    plen += (uint32_t)k;
+            }
+            d++;
+            stack[d].node = node;
+            stack[d].prefix_len = plen;
             continue;
+        }
+        /* next sibling, climbing while a level is exhausted */
+        while (d >= 0 && dwarf_siblingof(&stack[d].die, &stack[d].die) != 0)
+            d--;
+    }
+    qsort(ix->ivs, ix->n_ivs, sizeof *ix->ivs, dwarf_cmp_interval);
+    /* enclosing intervals: a stack sweep over the sorted (laminar) family */
+    int32_t *open = malloc((ix->n_ivs ? ix->n_ivs : 1) * sizeof *open);
+    if (!open) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    size_t n_open = 0;
+    for (size_t i = 0; i < ix->n_ivs; i++) {
+        while (n_open && ix->ivs[open[n_open - 1]].hi <= ix->ivs[i].lo)
+            n_open--;
+        ix->ivs[i].encl = n_open ? open[n_open - 1] : -1;
+        open[n_open++] = (int32_t)i;
+    }
+    free(open);
+out:
+    free(stack);
+    return rc;
+}
+
+/* The index of the CU at `cudie`, built on first use; NULL when out of memory. */
+static dwarf_cu_index *dwarf_index(htri_symtab *st, Dwarf_Die *cudie)
+{
+    if (htri_symbols_map_reserve(&st->names, 1) != 0)
+        return NULL;
+    symbols_slot *slot = htri_symbols_map_find(&st->names, (uintptr_t)cudie->addr, 3);
+    if (slot->b)
+        return (dwarf_cu_index *)(uintptr_t)slot->v;
+    dwarf_cu_index *ix = calloc(1, sizeof *ix);
+    if (!ix)
+        return NULL;
+    if (dwarf_index_fill(st, cudie, ix) != 0) {
+        htri_symbols_cu_index_free(ix);
+        return NULL;
+    }
+    if (dwarf_getsrcfiles(cudie, &ix->files, &ix->n_files) != 0)
+        ix->files = NULL;
+    /* the fill inserted names: look the slot up again */
+    if (htri_symbols_map_reserve(&st->names, 1) != 0) {
+        htri_symbols_cu_index_free(ix);
+        return NULL;
+    }
+    slot = htri_symbols_map_find(&st->names, (uintptr_t)cudie->addr, 3);
+    slot->a = (uintptr_t)cudie->addr;
+    slot->b = 3;
+    slot->v = (uintptr_t)ix;
+    st->names.used++;
+    ix->next = st->cu_indexes;
+    st->cu_indexes = ix;
+    return ix;
+}
+
+void htri_symbols_cu_index_free(struct dwarf_cu_index *ix)
+{
+    while (ix) {
+        struct dwarf_cu_index *next = ix->next;
+        free(ix->nodes);
+        free(ix->ivs);
+        free(ix);
+        ix = next;
+    }
+}
+
+/* The innermost function node holding CU address `a`, or -1. */
+static int32_t dwarf_index_find(const dwarf_cu_index *ix, uint64_t a)
+{
+    size_t lo = 0, hi = ix->n_ivs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ix->ivs[mid].lo <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (int32_t i = (int32_t)lo - 1; i >= 0; i = ix->ivs[i].encl) {
+        if (a < ix->ivs[i].hi)
+            return ix->ivs[i].node;
+    }
+    return -1;
+}
+
+/* Frames for `cu_addr`, innermost first; returns how many (0 when no function holds it).
+ * `file`/`line` enter as the line table's answer for the innermost frame. */
+static int dwarf_inline_chain(htri_symtab *st, Dwarf_Die *cudie, Dwarf_Addr cu_addr,
+                              const char *file, uint32_t line, htri_frame *out, int max)
+{
+    dwarf_cu_index *ix = dwarf_index(st, cudie);
+    if (!ix)
+        return 0;
+    int n = 0;
+    for (int32_t id = dwarf_index_find(ix, cu_addr); id >= 0 && n < max;) {
+        dwarf_node *node = &ix->nodes[id];
+        if (!node->named) {
+            node->name = dwarf_func_name(st, cudie, &node->die);
+            node->named = true;
+        }
         htri_frame *f = &out[n++];
-        f->function = dwarf_func_name(st, cudie, &scopes[i]);
+        f->function = node->name;
         f->file = file;
         f->line = line;
-        f->inlined = tag == DW_TAG_inlined_subroutine;
+        f->inlined = dwarf_tag(&node->die) == DW_TAG_inlined_subroutine;
         if (!f->inlined)
             break;
         /* the caller's position is where this instance was called from */
-        uint32_t call_file = dwarf_udata(&scopes[i], DW_AT_call_file);
-        file = files && call_file < n_files ? dwarf_filesrc(files, call_file, NULL, NULL)
-                                            : NULL;
-        line = dwarf_udata(&scopes[i], DW_AT_call_line);
+        uint32_t call_file = dwarf_udata(&node->die, DW_AT_call_file);
+        file = ix->files && call_file < ix->n_files
+                   ? dwarf_filesrc(ix->files, call_file, NULL, NULL) : NULL;
+        line = dwarf_udata(&node->die, DW_AT_call_line);
+        id = node->parent;
     }
-    free(scopes);
     return n;
 }
 

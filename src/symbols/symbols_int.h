@@ -58,6 +58,8 @@ struct htri_symtab {
     char **str_chunks;         /* every chunk, freed at close */
     size_t n_chunks, cap_chunks;
 
+    struct dwarf_cu_index *cu_indexes; /* dwarf.c's per-CU indexes, a list */
+
     uint64_t n_lookups, n_hits;/* cache statistics, for the benchmark */
 };
 
@@ -79,6 +81,10 @@ int htri_symbols_expand(htri_symtab *st, Dwfl_Module *dm, uint64_t addr, htri_fr
 /* The demangled, table-owned form of a raw name (NULL stays NULL); the raw name itself when
  * memory runs out. */
 const char *htri_symbols_name(struct htri_symtab *st, const char *raw);
+
+/* Frees a list of dwarf.c's per-CU indexes. */
+struct dwarf_cu_index;
+void htri_symbols_cu_index_free(struct dwarf_cu_index *ix);
 
 /* A copy of s[0..len) in the table's string arena, or NULL. */
 char *htri_symbols_strdup(struct htri_symtab *st, const char *s, size_t len);

@@ -215,6 +215,7 @@ void htri_symtab_close(htri_symtab *st)
         free(st->mods[i].path);
         free(st->mods[i].file);
     }
+    htri_symbols_cu_index_free(st->cu_indexes);
     free(st->mods);
     free(st->by_start);
     free(st->max_end);
