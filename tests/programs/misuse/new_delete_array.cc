@@ -1,0 +1,10 @@
+/* Verdict: new released with delete[]: 1 error "Mismatched free() / delete / delete []".
+ * memcheck: mismatched-free=1 errors=1 contexts=1
+ * heaptrail: mismatched-free=1 errors=1
+ */
+int main()
+{
+    long *volatile p = new long(5);
+    delete[] p;
+    return 0;
+}
