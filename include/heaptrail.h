@@ -304,7 +304,10 @@ HTR_API void htr_sqlite_shutdown(void *app_data);
  * (from `tracking` if given, else from the preloaded agent, else mallinfo2) and RSS after
  * each step, and classifies the series with a Theil-Sen slope and a Mann-Kendall test.
  * Returns the verdict, so `assert(htr_growth_test(...) != HTR_GROWING)` is a leak test.
- * Short by default; HTR_GROWTH_LONG (or HTR_GROWTH=long in the environment) soaks. */
+ * Short by default; HTR_GROWTH_LONG (or HTR_GROWTH=long in the environment) soaks.
+ * mallinfo2 counts blocks parked in malloc's thread caches as in use; they fill slowly and
+ * look like a few bytes per iteration of growth, so with that source a short run calls
+ * growth below 8 bytes/iteration bounded (tracking and agent are exact: no floor). */
 typedef enum htr_growth_verdict {
     HTR_GROWTH_ERROR = -1, /* bad arguments or out of memory (errno set) */
     HTR_BOUNDED = 0,       /* no significant trend */
@@ -319,6 +322,7 @@ typedef struct htr_growth_opts {
     size_t max_samples;         /* 0: 1000 (short) / 2000 (long); sampled every k steps */
     htr_tracking_t *tracking;   /* live-bytes source; NULL: agent, then mallinfo2 */
     double alpha;               /* significance level, 0: 0.01 */
+    double min_bytes_per_iter;  /* slower growth is not called growing; 0: by source (below) */
     htr_sink_t sink;            /* one summary line per test (silent if zero) */
     const char *name;
 } htr_growth_opts_t;
@@ -339,6 +343,18 @@ HTR_API const char *htr_growth_verdict_name(htr_growth_verdict_t v);
 
 /* ---- Agent control ------------------------------------------------------------------- */
 /* HTR_AGENT_BEGIN (owned by src/agent) */
+/* Defined by libheaptrail-preload.so when the program runs under `heaptrail run` (or with
+ * LD_PRELOAD). Declared weak: without the agent they are NULL, so test them first:
+ *     if (heaptrail_agent_active && heaptrail_agent_active()) ... */
+#if defined(__GNUC__)
+#define HTR_AGENT_WEAK __attribute__((weak))
+#else
+#define HTR_AGENT_WEAK
+#endif
+/* Bytes in heap blocks the program holds now, as the agent counts them (0 when inactive). */
+HTR_API size_t heaptrail_agent_live_bytes(void) HTR_AGENT_WEAK;
+/* 1 while the agent records (0 once it stopped on an error, or after the trace ended). */
+HTR_API int heaptrail_agent_active(void) HTR_AGENT_WEAK;
 /* HTR_AGENT_END */
 
 #ifdef __cplusplus

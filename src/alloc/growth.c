@@ -123,18 +123,18 @@ static double growth_live(htr_tracking_t *tracking)
 typedef struct growth_run {
     const double *x, *y;
     size_t n;
-    double alpha;
+    double alpha, min_slope;
 } growth_run;
 
 /* A fit says "growing" when the upward trend is significant, its interval excludes zero,
  * and the drift it predicts over the window exceeds the spread of the residuals: samples
  * of a heap are strongly autocorrelated, so significance alone over-calls trends. */
-static int growth_rising(const double *x, const double *y, size_t n, double alpha,
+static int growth_rising(const double *x, const double *y, size_t n, const growth_run *g,
                          htri_trend *t)
 {
     if (htri_trend_fit(x, y, n, t) < 0)
         return 0;
-    if (!(t->p_up < alpha && t->slope > 0 && t->ci_low > 0))
+    if (!(t->p_up < g->alpha && t->slope > 0 && t->ci_low > 0 && t->slope >= g->min_slope))
         return 0;
     double lo = INFINITY, hi = -INFINITY;
     for (size_t i = 0; i < n; i++) {
@@ -188,13 +188,13 @@ static htr_growth_verdict_t growth_classify(const growth_run *g, htr_growth_resu
             ty[n_tr++] = y[m];
         }
         /* Three troughs cannot carry a significant trend; fit them for the record only. */
-        int rising = n_tr >= 4 && growth_rising(tx, ty, n_tr, g->alpha, &t);
+        int rising = n_tr >= 4 && growth_rising(tx, ty, n_tr, g, &t);
         if (n_tr < 4)
             htri_trend_fit(tx, ty, n_tr, &t);
         v = rising ? HTR_GROWING : HTR_SAWTOOTH;
     } else {
         size_t half = n / 2;
-        if (growth_rising(x + half, y + half, n - half, g->alpha, &t)) {
+        if (growth_rising(x + half, y + half, n - half, g, &t)) {
             v = HTR_GROWING;
         } else {
             /* Rose into its band after the warm-up: the head sits below the whole tail. */
@@ -282,7 +282,9 @@ htr_growth_verdict_t htr_growth_test(void (*op)(void *user, size_t iter), void *
         res.n_samples = n;
         res.live_first = (size_t)y[0];
         res.live_last = (size_t)y[n - 1];
-        growth_run g = { x, y, n, alpha };
+        double floor = o.min_bytes_per_iter > 0 ? o.min_bytes_per_iter
+                     : !o.tracking && !g_growth.agent_live_bytes && !long_mode ? 8.0 : 0.0;
+        growth_run g = { x, y, n, alpha, floor };
         res.verdict = growth_classify(&g, &res);
         for (size_t i = 0; i < n_rss; i++) {
             size_t j = i * n / n_rss;
