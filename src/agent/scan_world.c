@@ -1,0 +1,236 @@
+/* The leak scan of a whole process: stop the world, take the blocks, find the roots the way
+ * memcheck does (every readable+writable mapping; stacks from their stack pointer up;
+ * registers), classify with scan.c, resume. No agent dependency: tests drive it directly. */
+#include <string.h>
+
+#include "agent/scan.h"
+#include "base/common.h"
+#include "base/os.h"
+
+#define WORLD_MAX_MAPS 65536
+#define WORLD_GLIBC_HEAP_MAX (64u << 20)  /* glibc's HEAP_MAX_SIZE on 64-bit: 2 * 32 MiB */
+
+typedef struct world_hole { uintptr_t start, end; } world_hole;
+
+/* Working memory of one check, mapped before the world stops (see htri_scan_options). */
+typedef struct world_mem {
+    htri_scan_thread threads[HTRI_SCAN_MAX_THREADS];
+    htri_os_region own[HTRI_OS_MAX_REGIONS];
+    htri_scan_map maps[WORLD_MAX_MAPS];
+    world_hole holes[WORLD_MAX_MAPS + HTRI_OS_MAX_REGIONS + HTRI_SCAN_MAX_THREADS + 16];
+    htri_scan_root roots[2 * WORLD_MAX_MAPS];
+    uintptr_t words[(HTRI_SCAN_MAX_THREADS + 1) * HTRI_SCAN_NREGS];
+} world_mem;
+
+static void world_sort_holes(world_hole *h, size_t n)
+{
+    /* Shell sort (Ciura's gaps): no allocation, fast enough for thousands of holes */
+    static const size_t gaps[] = { 701, 301, 132, 57, 23, 10, 4, 1 };
+    for (size_t g = 0; g < HTRI_ARRAY_LEN(gaps); g++) {
+        size_t gap = gaps[g];
+        for (size_t i = gap; i < n; i++) {
+            world_hole x = h[i];
+            size_t j = i;
+            while (j >= gap && h[j - gap].start > x.start) {
+                h[j] = h[j - gap];
+                j -= gap;
+            }
+            h[j] = x;
+        }
+    }
+}
+
+/* glibc's non-main arenas live in heaps of their own: mappings reserved at 64 MiB alignment,
+ * starting with a heap_info { ar_ptr, prev, size, mprotect_size }. Their free chunks hold
+ * stale pointers, so like memcheck (which never scans its client heap) we leave them out.
+ * Adds a hole for each one found in an anonymous read-write mapping. */
+static size_t world_glibc_heaps(const htri_scan_map *m, world_hole *holes, size_t n_holes)
+{
+    const uintptr_t page = (uintptr_t)htri_os_page_size();
+    uintptr_t a = (m->start + WORLD_GLIBC_HEAP_MAX - 1) & ~(uintptr_t)(WORLD_GLIBC_HEAP_MAX - 1);
+    for (; a >= m->start && a + 4 * sizeof(uintptr_t) <= m->end; a += WORLD_GLIBC_HEAP_MAX) {
+        const uintptr_t *info = (const uintptr_t *)a;
+        uintptr_t ar_ptr = info[0], size = info[2], mprotect_size = info[3];
+        if (ar_ptr == 0 || ar_ptr % 16 || mprotect_size == 0 || mprotect_size % page ||
+            mprotect_size > WORLD_GLIBC_HEAP_MAX || size > mprotect_size ||
+            a + mprotect_size > m->end)
+            continue;
+        holes[n_holes].start = a;
+        holes[n_holes].end = a + mprotect_size;
+        n_holes++;
+    }
+    return n_holes;
+}
+
+/* Everything of the mapping holding sp below sp - redzone: dead frames. */
+static size_t world_stack_hole(const htri_scan_map *maps, size_t n_maps, uintptr_t sp,
+                               uintptr_t redzone, world_hole *holes, size_t n_holes)
+{
+    const htri_scan_map *m = htri_scan_maps_find(maps, n_maps, sp);
+    if (!m) return n_holes;
+    uintptr_t cut = sp - redzone;
+    if (cut <= m->start || cut > sp) return n_holes;
+    holes[n_holes].start = m->start;
+    holes[n_holes].end = cut;
+    return n_holes + 1;
+}
+
+/* The agent's own module data (its .data/.bss may hold stray copies of block addresses); not
+ * when the scan is linked into the executable itself (a unit test: its globals are roots). */
+static size_t world_own_module(const htri_scan_map *maps, size_t n_maps, world_hole *holes,
+                               size_t n_holes)
+{
+    const htri_scan_map *self = htri_scan_maps_find(maps, n_maps, (uintptr_t)&htri_scan_world);
+    const htri_scan_map *exe = htri_scan_maps_find(maps, n_maps, htri_scan_exe_addr());
+    if (!self || !self->inode || (exe && exe->inode == self->inode)) return n_holes;
+    for (size_t i = 0; i < n_maps; i++) {
+        if (maps[i].inode != self->inode || !(maps[i].flags & HTRI_MAP_W)) continue;
+        holes[n_holes].start = maps[i].start;
+        holes[n_holes].end = maps[i].end;
+        n_holes++;
+        if (i + 1 < n_maps && !maps[i + 1].inode && maps[i + 1].start == maps[i].end) {
+            holes[n_holes].start = maps[i + 1].start;   /* .bss beyond the file */
+            holes[n_holes].end = maps[i + 1].end;
+            n_holes++;
+        }
+    }
+    return n_holes;
+}
+
+/* Roots = candidate mappings minus the (sorted, possibly overlapping) holes. */
+static size_t world_roots(const htri_scan_map *maps, size_t n_maps, const world_hole *holes,
+                          size_t n_holes, htri_scan_root *roots, size_t cap)
+{
+    size_t n = 0, h = 0;
+    for (size_t i = 0; i < n_maps; i++) {
+        const htri_scan_map *m = &maps[i];
+        if ((m->flags & (HTRI_MAP_R | HTRI_MAP_W)) != (HTRI_MAP_R | HTRI_MAP_W) ||
+            (m->flags & (HTRI_MAP_DEVICE | HTRI_MAP_SPECIAL | HTRI_MAP_HEAP)))
+            continue;
+        uint32_t flags = (m->flags & HTRI_MAP_FILE ? HTRI_ROOT_CAREFUL : 0) |
+                         (m->flags & HTRI_MAP_LIBC ? HTRI_ROOT_LIBC : 0);
+        while (h > 0 && holes[h - 1].end > m->start) h--;
+        while (h < n_holes && holes[h].end <= m->start) h++;
+        uintptr_t a = m->start;
+        for (size_t k = h; k < n_holes && holes[k].start < m->end && a < m->end; k++) {
+            if (holes[k].end <= a) continue;
+            if (holes[k].start > a && n < cap) {
+                roots[n++] = (htri_scan_root){ a, holes[k].start, flags };
+            }
+            a = holes[k].end;
+        }
+        if (a < m->end && n < cap) roots[n++] = (htri_scan_root){ a, m->end, flags };
+    }
+    return n;
+}
+
+HTRI_NOINLINE int htri_scan_world(htri_scan_snapshot_fn snap, void *user, unsigned heuristics,
+                                  htri_scan_world_result *out)
+{
+    if (!snap || !out) return -EINVAL;
+    memset(out, 0, sizeof *out);
+    /* our own frame and everything below it is scan machinery, not the program's */
+    const uintptr_t self_sp = (uintptr_t)__builtin_frame_address(0);
+    uintptr_t self_regs[HTRI_SCAN_NREGS];
+    int n_self_regs = htri_scan_self_regs(self_regs);
+
+    /* everything we need is mapped before the world stops: a stopped thread may hold the lock
+     * of our page registry */
+    size_t n_blocks = snap(user, NULL, 0);
+    world_mem *w = htri_os_pages_reserve(sizeof *w);
+    if (!w) return -ENOMEM;
+    htri_scan_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.heuristics = heuristics;
+    opt.glibc_chunks = 1;
+    opt.maps = w->maps;   /* ours: the scratch needs no room for them */
+    size_t scratch_bytes = htri_scan_scratch_bytes(n_blocks + 64, &opt);
+    size_t blocks_bytes;
+    if (!scratch_bytes || htri_mul_overflow(n_blocks + 64, sizeof(htri_block), &blocks_bytes)) {
+        htri_os_pages_free(w, sizeof *w);
+        return -ENOMEM;
+    }
+    htri_block *blocks = htri_os_pages_reserve(blocks_bytes);
+    void *scratch = htri_os_pages_reserve(scratch_bytes);
+    if (!blocks || !scratch) {
+        htri_os_pages_free(w, sizeof *w);
+        htri_os_pages_free(blocks, blocks_bytes);
+        htri_os_pages_free(scratch, scratch_bytes);
+        return -ENOMEM;
+    }
+    int n_own = htri_os_own_regions(w->own, HTRI_OS_MAX_REGIONS);
+    if (n_own > HTRI_OS_MAX_REGIONS) n_own = HTRI_OS_MAX_REGIONS;
+
+    int n_threads = htri_scan_stop_world(w->threads, HTRI_SCAN_MAX_THREADS);
+    if (n_threads < 0) {
+        htri_os_pages_free(w, sizeof *w);
+        htri_os_pages_free(blocks, blocks_bytes);
+        htri_os_pages_free(scratch, scratch_bytes);
+        return n_threads;
+    }
+    size_t n_snap = snap(user, blocks, n_blocks + 64);
+    if (n_snap > n_blocks + 64) {
+        n_snap = n_blocks + 64;     /* the caller let the table grow: scan what we have */
+        out->flags |= HTRI_LEAK_WORLD_PARTIAL;
+    }
+    long got = htri_scan_maps_read(w->maps, WORLD_MAX_MAPS);
+    size_t n_maps = got > 0 ? (size_t)got : 0;
+
+    size_t n_holes = 0, n_words = 0;
+    for (int i = 0; i < n_own; i++)
+        w->holes[n_holes++] = (world_hole){ w->own[i].start, w->own[i].end };
+    n_holes = world_stack_hole(w->maps, n_maps, self_sp, 0, w->holes, n_holes);
+    for (int i = 0; i < n_self_regs; i++) w->words[n_words++] = self_regs[i];
+    uint32_t n_stopped = 1;
+    for (int t = 0; t < n_threads; t++) {
+        htri_scan_thread *th = &w->threads[t];
+        if (th->state == HTRI_THREAD_TIMEOUT) out->flags |= HTRI_LEAK_WORLD_PARTIAL;
+        if (th->state != HTRI_THREAD_STOPPED) continue;
+        n_stopped++;
+        n_holes = world_stack_hole(w->maps, n_maps, th->sp, HTRI_SCAN_REDZONE, w->holes, n_holes);
+        for (int r = 0; r < HTRI_SCAN_NREGS; r++) w->words[n_words++] = th->regs[r];
+    }
+    if (n_threads >= HTRI_SCAN_MAX_THREADS) out->flags |= HTRI_LEAK_WORLD_PARTIAL;
+    for (size_t i = 0; i < n_maps; i++)
+        if ((w->maps[i].flags & (HTRI_MAP_R | HTRI_MAP_W | HTRI_MAP_FILE)) == (HTRI_MAP_R | HTRI_MAP_W))
+            n_holes = world_glibc_heaps(&w->maps[i], w->holes, n_holes);
+    n_holes = world_own_module(w->maps, n_maps, w->holes, n_holes);
+    world_sort_holes(w->holes, n_holes);
+    size_t n_roots = world_roots(w->maps, n_maps, w->holes, n_holes, w->roots,
+                                 HTRI_ARRAY_LEN(w->roots));
+
+    opt.roots = w->roots;
+    opt.n_roots = n_roots;
+    opt.root_words = w->words;
+    opt.n_root_words = n_words;
+    opt.maps = w->maps;
+    opt.n_maps = n_maps;
+    opt.scratch = scratch;
+    opt.scratch_bytes = scratch_bytes;
+    int rc = htri_scan_blocks(blocks, n_snap, &opt, &out->scan);
+    htri_scan_resume_world();
+
+    htri_os_pages_free(w, sizeof *w);
+    if (rc < 0) {
+        htri_os_pages_free(blocks, blocks_bytes);
+        htri_os_pages_free(scratch, scratch_bytes);
+        memset(out, 0, sizeof *out);
+        return rc;
+    }
+    /* the result's extra lives in the scratch: hand its mapping over to the result */
+    out->scan.mem = scratch;
+    out->scan.mem_bytes = scratch_bytes;
+    out->blocks = blocks;
+    out->n_blocks = n_snap;
+    out->blocks_bytes = blocks_bytes;
+    out->n_threads = n_stopped;
+    return 0;
+}
+
+void htri_scan_world_free(htri_scan_world_result *r)
+{
+    if (!r) return;
+    htri_scan_result_free(&r->scan);
+    if (r->blocks) htri_os_pages_free(r->blocks, r->blocks_bytes);
+    memset(r, 0, sizeof *r);
+}
