@@ -388,8 +388,10 @@ static int dwarf_inline_chain(htri_symtab *st, Dwarf_Die *cudie, Dwarf_Addr cu_a
     return n;
 }
 
-int htri_symbols_expand(htri_symtab *st, Dwfl_Module *dm, uint64_t addr, htri_frame *out, int max)
+int htri_symbols_expand(htri_symtab *st, symbols_module *m, uint64_t addr, htri_frame *out,
+                        int max)
 {
+    Dwfl_Module *dm = m->dwmod;
     const char *file = NULL;
     uint32_t line = 0;
     Dwfl_Line *dl = dwfl_module_getsrc(dm, addr);
@@ -412,10 +414,7 @@ int htri_symbols_expand(htri_symtab *st, Dwfl_Module *dm, uint64_t addr, htri_fr
      * A chain cut short by `max` keeps what it has. */
     if (n == max)
         return n;
-    GElf_Off sym_off;
-    GElf_Sym sym;
-    const char *name = htri_symbols_name(st, dwfl_module_addrinfo(dm, addr, &sym_off, &sym,
-                                                                  NULL, NULL, NULL));
+    const char *name = htri_symbols_name(st, htri_symbols_elf_name(m, addr));
     if (n > 0 && !out[n - 1].inlined) {
         out[n - 1].function = name;
         return n;

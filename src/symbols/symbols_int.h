@@ -12,6 +12,14 @@
 
 enum { SYMBOLS_UNOPENED = 0, SYMBOLS_OPEN = 1, SYMBOLS_NO_FILE = -1 };
 
+/* A function symbol of a module, sorted by address (elfsym.c). */
+typedef struct symbols_func {
+    uint64_t lo, hi;           /* module addresses; hi == lo when the size is unknown */
+    const char *name;          /* owned by the module's Elf */
+    int rank;
+    uint8_t bind;
+} symbols_func;
+
 /* One registered module. Its ELF/DWARF handles are opened on first use: a report usually
  * touches a few modules out of the hundreds a program mapped. */
 typedef struct symbols_module {
@@ -24,6 +32,9 @@ typedef struct symbols_module {
     Dwfl *dwfl;                /* one session per module: modules never share addresses */
     Dwfl_Module *dwmod;
     struct htri_symtab *owner; /* for the find_debuginfo callback */
+    symbols_func *funcs;       /* function symbols by address, built on first need */
+    size_t n_funcs;
+    bool funcs_built;
 } symbols_module;
 
 /* Open-addressing hash slot; `b == 0` marks it empty. */
@@ -76,7 +87,10 @@ int htri_symbols_open_module(struct htri_symtab *st, symbols_module *m);
 /* Expands module-relative address `addr` (already pc - 1 for return addresses) into frames,
  * innermost first, names demangled and owned by `st` or the Dwfl. Fills at most `max` and
  * returns how many; 0 when nothing at all is known about `addr`. */
-int htri_symbols_expand(htri_symtab *st, Dwfl_Module *dm, uint64_t addr, htri_frame *out, int max);
+int htri_symbols_expand(htri_symtab *st, symbols_module *m, uint64_t addr, htri_frame *out, int max);
+
+/* The raw name of the ELF function symbol holding module address `addr`, or NULL. */
+const char *htri_symbols_elf_name(symbols_module *m, uint64_t addr);
 
 /* The demangled, table-owned form of a raw name (NULL stays NULL); the raw name itself when
  * memory runs out. */

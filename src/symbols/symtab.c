@@ -214,6 +214,7 @@ void htri_symtab_close(htri_symtab *st)
             dwfl_end(st->mods[i].dwfl);
         free(st->mods[i].path);
         free(st->mods[i].file);
+        free(st->mods[i].funcs);
     }
     htri_symbols_cu_index_free(st->cu_indexes);
     free(st->mods);
@@ -351,7 +352,7 @@ static int symtab_compute(htri_symtab *st, symbols_module *m, uint64_t pc, int i
     uint64_t offset = pc - m->bias;
     if (m->state == SYMBOLS_OPEN) {
         /* a return address points after the call; pc - 1 is still inside it */
-        n = htri_symbols_expand(st, m->dwmod, offset - (is_ret && offset ? 1 : 0), tmp,
+        n = htri_symbols_expand(st, m, offset - (is_ret && offset ? 1 : 0), tmp,
                                 SYMBOLS_MAX_INLINE);
     }
     for (int i = 0; i < n; i++) {

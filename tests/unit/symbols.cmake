@@ -1,5 +1,6 @@
 # Symbolizer test rules: the C++ fixture library (-O2 -g, so inlining and line tables are
-# real) and a detached copy of its debug info for the build-id fallback cases.
+# real), a detached copy of its debug info for the build-id fallback cases, and copies
+# without DWARF (.symtab left) and without anything but .dynsym.
 add_library(symfix SHARED ${CMAKE_SOURCE_DIR}/tests/unit/fixtures/symbols/symfix.cpp)
 target_compile_options(symfix PRIVATE -O2 -g -fno-omit-frame-pointer)
 # The fixture exports its cases; the project-wide hidden default would hide them.
@@ -9,10 +10,16 @@ target_link_options(symfix PRIVATE -Wl,--build-id)
 add_custom_command(TARGET symfix POST_BUILD
   COMMAND ${CMAKE_OBJCOPY} --only-keep-debug $<TARGET_FILE:symfix>
           ${CMAKE_CURRENT_BINARY_DIR}/symfix.debug
-  COMMENT "Detaching symfix debug info")
+  COMMAND ${CMAKE_OBJCOPY} --strip-debug $<TARGET_FILE:symfix>
+          ${CMAKE_CURRENT_BINARY_DIR}/symfix-nodebug.so
+  COMMAND ${CMAKE_OBJCOPY} --strip-all $<TARGET_FILE:symfix>
+          ${CMAKE_CURRENT_BINARY_DIR}/symfix-stripped.so
+  COMMENT "Detaching symfix debug info, making stripped copies")
 
 target_include_directories(test_symbols PRIVATE ${CMAKE_SOURCE_DIR}/tests/unit/fixtures/symbols)
 target_link_libraries(test_symbols PRIVATE symfix)
 target_compile_definitions(test_symbols PRIVATE
   SYMFIX_DEBUG_FILE="${CMAKE_CURRENT_BINARY_DIR}/symfix.debug"
+  SYMFIX_NODEBUG_FILE="${CMAKE_CURRENT_BINARY_DIR}/symfix-nodebug.so"
+  SYMFIX_STRIPPED_FILE="${CMAKE_CURRENT_BINARY_DIR}/symfix-stripped.so"
   SYMFIX_WORK_DIR="${CMAKE_CURRENT_BINARY_DIR}/symfix-work")

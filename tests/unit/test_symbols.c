@@ -292,6 +292,35 @@ static void test_elsewhere(const char *exe_path)
     unlink(path);
 }
 
+/* Copies without DWARF: names come from .symtab, then from .dynsym alone, demangled;
+ * no file or line, and an inline chain shrinks to its physical function. */
+static void test_no_dwarf(void)
+{
+    obj_info fix;
+    find_obj(&fix, "libsymfix.so");
+    const char *copies[] = { SYMFIX_NODEBUG_FILE, SYMFIX_STRIPPED_FILE };
+    for (size_t i = 0; i < 2; i++) {
+        htri_symtab *st = htri_symtab_open();
+        int mod = htri_symtab_add_module(st, copies[i], fix.bias, fix.start, fix.end,
+                                         fix.build_id, fix.build_id_len);
+        htri_frame f[8];
+        char line[2048], want[2048];
+        int n = htri_symtab_resolve(st, mod, grow_site.pc, 1, f, 8);
+        CHECK_EQ_U(n, 1);
+        CHECK_STR(f[0].function, "ns::Widget<int>::grow(unsigned long)");
+        CHECK(f[0].file == NULL && f[0].line == 0);
+        htri_frame_format(&f[0], line, sizeof line);
+        snprintf(want, sizeof want, "ns::Widget<int>::grow(unsigned long) (in %s+0x%llx)",
+                 copies[i], (unsigned long long)(grow_site.pc - fix.bias));
+        CHECK_STR(line, want);
+        n = htri_symtab_resolve(st, mod, inline_site.pc, 1, f, 8);
+        CHECK_EQ_U(n, 1);
+        CHECK_STR(f[0].function, "symfix_inline_case");
+        CHECK_EQ_U(f[0].inlined, 0);
+        htri_symtab_close(st);
+    }
+}
+
 static void test_format_and_demangle(void)
 {
     char buf[64];
@@ -329,6 +358,7 @@ int main(int argc, char **argv)
     char exe[4096];
     CHECK(realpath(argv[0], exe) != NULL);
     test_elsewhere(exe);
+    test_no_dwarf();
     test_format_and_demangle();
     return CHECK_DONE();
 }
