@@ -177,13 +177,18 @@ static void test_self(void *main_ret)
     CHECK_EQ_U(n, 1);
     CHECK_STR(f[0].function, "ns::push_edge");
 
-    /* libc: named by its DWARF (libc6-dbg) or its dynamic symbols. */
-    void *(*volatile malloc_fn)(size_t) = malloc;
+    /* libc: named by its DWARF (libc6-dbg) or its dynamic symbols. Its own malloc, looked
+     * up in it, since a sanitizer build interposes another. */
+    void *libc_handle = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+    void *malloc_fn = libc_handle ? dlsym(libc_handle, "malloc") : NULL;
+    CHECK(malloc_fn != NULL);
     n = htri_symtab_resolve_pc(st, (uintptr_t)malloc_fn + 1, 1, f, 8);
     CHECK(n >= 1);
     CHECK(f[0].function && (strcmp(f[0].function, "malloc") == 0 ||
                             strcmp(f[0].function, "__libc_malloc") == 0));
     CHECK(f[0].module && strstr(f[0].module, "libc.so"));
+    if (libc_handle)
+        dlclose(libc_handle);
 
     /* main returns into __libc_start_call_main, a local symbol only libc's debug info has. */
     obj_info libc;
