@@ -30,9 +30,23 @@
 #define CACHED_SEGS_MAX  4096
 #define CACHED_SNAPSHOTS 4
 
+/* One rule, split into the fields the walk loads (the halves of the rule word of
+ * unwind_int.h). Every field is accessed with __atomic builtins: the key with acquire and
+ * release, the rest relaxed, valid once the key is published without PENDING. */
 struct cached_slot {
-    _Atomic uint64_t key;  /* 0 = empty */
-    _Atomic uint64_t rule; /* valid once key is published without PENDING; never changes */
+    uint64_t key;    /* 0 = empty; the return address (not pc - 1) | epoch << 48 */
+    uint8_t flags;   /* rule bits 0..7: kind, CFA = rbp, rbp saved */
+    int8_t ra_words; /* rule bits 8..15 */
+    int8_t bp_words; /* rule bits 16..23 */
+    uint8_t unused;
+    int32_t cfa_off; /* rule bits 32..63 */
+};
+
+/* What a lookup gives the walk. */
+struct cached_hit {
+    uint8_t flags;
+    int8_t ra_words, bp_words;
+    int32_t cfa_off;
 };
 
 struct cached_seg {
@@ -136,10 +150,11 @@ static void cached_new_epoch(void)
                      CACHED_KEY_EPOCH_MASK;
     atomic_store_explicit(&g_cached.epoch, epoch, memory_order_release);
     for (uint32_t i = 0; i < CACHED_SLOTS; i++) {
-        uint64_t key = atomic_load_explicit(&g_cached.slots[i].key, memory_order_relaxed);
+        uint64_t key = __atomic_load_n(&g_cached.slots[i].key, __ATOMIC_RELAXED);
         if (key && !(key & CACHED_KEY_PENDING) &&
             (key >> CACHED_KEY_EPOCH_SHIFT & CACHED_KEY_EPOCH_MASK) != epoch)
-            atomic_compare_exchange_strong(&g_cached.slots[i].key, &key, 0);
+            __atomic_compare_exchange_n(&g_cached.slots[i].key, &key, 0, false,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED);
     }
 }
 
@@ -195,9 +210,11 @@ static const struct cached_seg *cached_find_seg(const struct cached_snapshot *s,
     return seg->lo <= pc && pc < seg->hi ? seg : NULL;
 }
 
+/* Return addresses of one module differ in their low bits already; folding in the next
+ * bits spreads modules whose code sits at the same offset. */
 static inline uint32_t cached_hash(uintptr_t pc)
 {
-    return (uint32_t)(((uint64_t)pc * 0x9e3779b97f4a7c15ull) >> (64 - CACHED_SLOTS_LOG2));
+    return (uint32_t)(pc ^ (pc >> CACHED_SLOTS_LOG2)) & (CACHED_SLOTS - 1);
 }
 
 static void cached_insert(uint64_t key, uint64_t rule)
@@ -205,54 +222,114 @@ static void cached_insert(uint64_t key, uint64_t rule)
     uint32_t i = cached_hash((uintptr_t)(key & (CACHED_PC_LIMIT - 1)));
     for (int probe = 0; probe < CACHED_PROBES; probe++, i = (i + 1) & (CACHED_SLOTS - 1)) {
         struct cached_slot *slot = &g_cached.slots[i];
-        uint64_t seen = atomic_load_explicit(&slot->key, memory_order_relaxed);
+        uint64_t seen = __atomic_load_n(&slot->key, __ATOMIC_RELAXED);
         if (seen == key)
             return; /* a racing thread got there first with the same answer */
         if (seen != 0)
             continue;
-        if (!atomic_compare_exchange_strong(&slot->key, &seen, key | CACHED_KEY_PENDING))
+        if (!__atomic_compare_exchange_n(&slot->key, &seen, key | CACHED_KEY_PENDING, false,
+                                         __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
             continue;
-        atomic_store_explicit(&slot->rule, rule, memory_order_relaxed);
-        atomic_store_explicit(&slot->key, key, memory_order_release);
+        __atomic_store_n(&slot->flags, (uint8_t)rule, __ATOMIC_RELAXED);
+        __atomic_store_n(&slot->ra_words, (int8_t)(rule >> 8), __ATOMIC_RELAXED);
+        __atomic_store_n(&slot->bp_words, (int8_t)(rule >> 16), __ATOMIC_RELAXED);
+        __atomic_store_n(&slot->cfa_off, (int32_t)(rule >> 32), __ATOMIC_RELAXED);
+        __atomic_store_n(&slot->key, key, __ATOMIC_RELEASE);
         return;
     }
 }
 
-/* The slow path of cached_rule(): find the module, refreshing the list if the pc is in
- * none, compute and publish the rule. Returns RULE_NONE when the pc is in no module (the
- * walk stops there), RULE_UNSUPPORTED when we must fall back without caching. */
-static HTRI_NOINLINE uint64_t cached_miss(uintptr_t pc, uint64_t key)
+static inline struct cached_hit cached_hit_of(uint64_t rule)
 {
-    const struct cached_snapshot *s = cached_current();
-    const struct cached_seg *seg = cached_find_seg(s, pc);
-    if (!seg && cached_is_stale(s)) {
-        if (cached_rebuild() < 0)
-            return HTRI_UNWIND_RULE_UNSUPPORTED;
-        s = cached_current();
-        seg = cached_find_seg(s, pc);
-    }
-    if (!seg)
-        return HTRI_UNWIND_RULE_NONE;
-    uint64_t rule = htri_unwind_cfi_rule(seg->eh_frame_hdr, pc);
-    if (pc < CACHED_PC_LIMIT)
-        cached_insert(key, rule);
-    return rule;
+    return (struct cached_hit){ (uint8_t)rule, (int8_t)(rule >> 8), (int8_t)(rule >> 16),
+                                (int32_t)(rule >> 32) };
 }
 
-static inline uint64_t cached_rule(uintptr_t pc, uint64_t epoch_bits)
+/* The slow path of cached_rule(): find the module, refreshing the list if the pc is in
+ * none, compute and publish the rule for the call before return address `pc`. Gives
+ * RULE_NONE when the pc is in no module (the walk stops there), RULE_UNSUPPORTED when we
+ * must fall back without caching. */
+static HTRI_NOINLINE struct cached_hit cached_miss(uintptr_t pc, uint64_t key)
+{
+    const struct cached_snapshot *s = cached_current();
+    const struct cached_seg *seg = cached_find_seg(s, pc - 1);
+    if (!seg && cached_is_stale(s)) {
+        if (cached_rebuild() < 0)
+            return cached_hit_of(HTRI_UNWIND_RULE_UNSUPPORTED);
+        s = cached_current();
+        seg = cached_find_seg(s, pc - 1);
+    }
+    if (!seg)
+        return cached_hit_of(HTRI_UNWIND_RULE_NONE);
+    uint64_t rule = htri_unwind_cfi_rule(seg->eh_frame_hdr, pc - 1);
+    if (pc < CACHED_PC_LIMIT)
+        cached_insert(key, rule);
+    return cached_hit_of(rule);
+}
+
+/* The rule for return address `pc`. The fields are read between two loads of the key: a
+ * slot cleared and reused by a new epoch meanwhile fails the second comparison. */
+static inline struct cached_hit cached_rule(uintptr_t pc, uint64_t epoch_bits)
 {
     uint64_t key = (uint64_t)pc | epoch_bits;
     uint32_t i = cached_hash(pc);
     for (int probe = 0; probe < CACHED_PROBES; probe++, i = (i + 1) & (CACHED_SLOTS - 1)) {
         const struct cached_slot *slot = &g_cached.slots[i];
-        uint64_t seen = atomic_load_explicit(&slot->key, memory_order_acquire);
-        if (htri_likely(seen == key))
-            return atomic_load_explicit(&slot->rule, memory_order_relaxed);
+        uint64_t seen = __atomic_load_n(&slot->key, __ATOMIC_ACQUIRE);
+        if (htri_likely(seen == key)) {
+            struct cached_hit hit = {
+                __atomic_load_n(&slot->flags, __ATOMIC_RELAXED),
+                __atomic_load_n(&slot->ra_words, __ATOMIC_RELAXED),
+                __atomic_load_n(&slot->bp_words, __ATOMIC_RELAXED),
+                __atomic_load_n(&slot->cfa_off, __ATOMIC_RELAXED),
+            };
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (htri_likely(__atomic_load_n(&slot->key, __ATOMIC_RELAXED) == key))
+                return hit;
+            break;
+        }
         if (seen == 0)
             break;
     }
     return cached_miss(pc, key);
 }
+
+/* ---- per-thread memo of the last walk ----
+ *
+ * Consecutive captures in a thread share most of their outer frames. The memo keeps the
+ * last walk's frame states, outermost last; once the current walk reaches a state (pc, sp,
+ * rbp) equal to a memo state, each further step is replayed from the memo: the caller's pc
+ * and rbp are re-read from the same stack slots and compared with the memo's next state.
+ * Those loads do not depend on one another, so the outer frames cost about what a
+ * frame-pointer walk costs, instead of a hash probe plus two dependent loads each. The
+ * result is identical to a full walk: a step depends only on the state, the rule for the
+ * pc (same epoch, same rule) and the two slots we re-read.
+ *
+ *   frame k: | pc | sp | rbp | caller's pc at sp+ra_off | caller's rbp at sp+bp_off or none |
+ *
+ * Two buffers: the walk writes the new memo while reading the old, then flips. A capture
+ * from a signal handler that interrupted a walk in this thread does not touch the memo. */
+#define CACHED_MEMO_FRAMES 64
+#define CACHED_MEMO_NONE   INT32_MIN /* bp_off: rbp unchanged; ra_off: step not taken */
+
+struct cached_memo_frame {
+    uintptr_t pc, sp, bp;
+    int32_t ra_off, bp_off;
+};
+
+struct cached_memo {
+    uint64_t epoch;
+    uintptr_t stack_hi; /* the stack its slots were checked against */
+    uint32_t n;        /* states 0..n-1 are valid; state i < n-1 has its step offsets */
+    bool complete;     /* the walk ended by itself after state n-1, whatever the stack holds */
+    struct cached_memo_frame frames[CACHED_MEMO_FRAMES];
+};
+
+static __thread struct {
+    bool busy;    /* a walk is using the memo (a nested one from a signal handler must not) */
+    uint8_t cur;  /* index of the memo of the last walk */
+    struct cached_memo memos[2];
+} g_memo __attribute__((tls_model("initial-exec")));
 
 int htri_unwind_cached_walk(const struct htri_unwind_regs *regs, uintptr_t *pcs, int max,
                             int skip)
@@ -267,39 +344,138 @@ int htri_unwind_cached_walk(const struct htri_unwind_regs *regs, uintptr_t *pcs,
     struct htri_unwind_stack stack;
     if (htri_unwind_stack_bounds(regs->sp, &stack) < 0)
         return -EAGAIN;
-    const uint64_t epoch_bits = atomic_load_explicit(&g_cached.epoch, memory_order_acquire)
-                                << CACHED_KEY_EPOCH_SHIFT;
+    const uint64_t epoch = atomic_load_explicit(&g_cached.epoch, memory_order_acquire);
+    const uint64_t epoch_bits = epoch << CACHED_KEY_EPOCH_SHIFT;
     /* Every slot we read lies in [regs->sp, stack.hi): above us, inside our stack. */
     const uintptr_t read_lo = regs->sp, read_hi = stack.hi - sizeof(uintptr_t);
+
+    const struct cached_memo *old = NULL;
+    struct cached_memo *memo = NULL; /* the one being written */
+    if (!g_memo.busy) {
+        g_memo.busy = true;
+        atomic_signal_fence(memory_order_seq_cst);
+        old = &g_memo.memos[g_memo.cur];
+        memo = &g_memo.memos[g_memo.cur ^ 1];
+        if (old->epoch != epoch || old->n == 0)
+            old = NULL;
+    }
+    uint32_t n_memo = 0;   /* states written to `memo` so far, consecutively from 0 */
+    bool complete = false; /* the walk ended by a rule or a bound, not by max or a 0 pc */
+    uint32_t j = 0;        /* cursor into `old`, by increasing sp */
     uintptr_t pc = regs->pc, sp = regs->sp, bp = regs->bp;
-    int stored = 0, seen = 0;
+    int stored = 0, k = 0; /* k: index of the current state, counting skipped ones */
+    int result;
+
     while (pc != 0) {
-        if (seen++ >= skip) {
+        if (old) {
+            while (j < old->n && old->frames[j].sp < sp)
+                j++;
+            if (j < old->n && old->frames[j].sp == sp && old->frames[j].pc == pc &&
+                old->frames[j].bp == bp && old->stack_hi == stack.hi)
+                goto replay;
+        }
+        if (memo && n_memo == (uint32_t)k && k < CACHED_MEMO_FRAMES) {
+            memo->frames[k] = (struct cached_memo_frame){ pc, sp, bp, CACHED_MEMO_NONE,
+                                                          CACHED_MEMO_NONE };
+            n_memo++;
+        }
+        if (k >= skip) {
             pcs[stored++] = pc;
             if (stored == max)
                 break;
         }
-        /* pc is a return address: the call that made it is the instruction before. */
-        uint64_t rule = cached_rule(pc - 1, epoch_bits);
-        unsigned kind = htri_unwind_rule_kind(rule);
+    step:;
+        struct cached_hit rule = cached_rule(pc, epoch_bits);
+        unsigned kind = htri_unwind_rule_kind(rule.flags);
         if (htri_unlikely(kind != HTRI_UNWIND_RULE_FRAME)) {
-            if (kind == HTRI_UNWIND_RULE_UNSUPPORTED)
-                return -EAGAIN;
-            break; /* outermost frame, or a pc in no module */
-        }
-        uintptr_t cfa = ((rule & HTRI_UNWIND_RULE_CFA_RBP) ? bp : sp) +
-                        (uintptr_t)(intptr_t)htri_unwind_rule_cfa_off(rule);
-        uintptr_t ra_at = cfa + (uintptr_t)(intptr_t)htri_unwind_rule_ra_off(rule);
-        if (cfa <= sp || ra_at < read_lo || ra_at > read_hi)
+            if (kind == HTRI_UNWIND_RULE_UNSUPPORTED) {
+                result = -EAGAIN;
+                n_memo = 0;
+                goto out;
+            }
+            complete = true; /* outermost frame, or a pc in no module */
             break;
-        if (rule & HTRI_UNWIND_RULE_RBP_SAVED) {
-            uintptr_t bp_at = cfa + (uintptr_t)(intptr_t)htri_unwind_rule_rbp_off(rule);
-            if (bp_at < read_lo || bp_at > read_hi)
-                break;
-            bp = *(const uintptr_t *)bp_at;
         }
+        uintptr_t cfa = ((rule.flags & HTRI_UNWIND_RULE_CFA_RBP) ? bp : sp) +
+                        (uintptr_t)(intptr_t)rule.cfa_off;
+        uintptr_t ra_at = cfa + (uintptr_t)(intptr_t)rule.ra_words * 8;
+        uintptr_t bp_at = 0;
+        if (cfa <= sp || ra_at < read_lo || ra_at > read_hi) {
+            complete = true;
+            break;
+        }
+        if (rule.flags & HTRI_UNWIND_RULE_RBP_SAVED) {
+            bp_at = cfa + (uintptr_t)(intptr_t)rule.bp_words * 8;
+            if (bp_at < read_lo || bp_at > read_hi) {
+                complete = true;
+                break;
+            }
+        }
+        if (memo && n_memo == (uint32_t)k + 1) {
+            /* Frames are far smaller than 2 GiB; a larger offset just ends the memo. */
+            if (ra_at - sp < (uintptr_t)INT32_MAX && (!bp_at || bp_at - sp < (uintptr_t)INT32_MAX)) {
+                memo->frames[k].ra_off = (int32_t)(ra_at - sp);
+                memo->frames[k].bp_off = bp_at ? (int32_t)(bp_at - sp) : CACHED_MEMO_NONE;
+            } else {
+                n_memo = (uint32_t)k; /* this state cannot be replayed: drop it */
+            }
+        }
+        if (bp_at)
+            bp = *(const uintptr_t *)bp_at;
         pc = *(const uintptr_t *)ra_at;
         sp = cfa;
+        k++;
+        continue;
+
+    replay:
+        /* States old[j] and k are equal: follow the memo while the stack still agrees. The
+         * memo's slots were bounds-checked against this same stack (same top, and every
+         * slot lies above the matched sp, which is above read_lo), so they need no check. */
+        for (const struct cached_memo_frame *f = &old->frames[j],
+                                            *last = &old->frames[old->n - 1];;) {
+            if (n_memo == (uint32_t)k && k < CACHED_MEMO_FRAMES) {
+                memo->frames[k] = *f;
+                n_memo++;
+            }
+            if (k >= skip) {
+                pcs[stored++] = f->pc;
+                if (stored == max)
+                    goto walked;
+            }
+            if (htri_unlikely(f == last)) {
+                if (old->complete) {
+                    complete = true;
+                    goto walked;
+                }
+                /* End of what the memo knows: take this step the slow way. */
+                pc = f->pc, sp = f->sp, bp = f->bp;
+                j = old->n;
+                goto step;
+            }
+            uintptr_t next_pc = *(const uintptr_t *)(f->sp + (uintptr_t)(intptr_t)f->ra_off);
+            uintptr_t next_bp = f->bp_off == CACHED_MEMO_NONE
+                                    ? f->bp
+                                    : *(const uintptr_t *)(f->sp + (uintptr_t)(intptr_t)f->bp_off);
+            f++;
+            k++;
+            if (next_pc != f->pc || next_bp != f->bp) {
+                pc = next_pc, sp = f->sp, bp = next_bp; /* f->sp is this step's CFA */
+                j = (uint32_t)(f - old->frames);
+                break;
+            }
+        }
     }
-    return stored;
+walked:
+    result = stored;
+out:
+    if (memo) {
+        memo->n = n_memo;
+        memo->complete = complete && n_memo == (uint32_t)k + 1;
+        memo->epoch = epoch;
+        memo->stack_hi = stack.hi;
+        g_memo.cur ^= 1;
+        atomic_signal_fence(memory_order_seq_cst);
+        g_memo.busy = false;
+    }
+    return result;
 }

@@ -455,17 +455,20 @@ static uint64_t cfi_encode(const struct cfi_row *row, const struct cfi_cie *cie)
         cie->ra_reg == REG_RBP || cie->ra_reg == REG_RSP)
         return HTRI_UNWIND_RULE_UNSUPPORTED;
     int64_t rbp_off = row->rbp.how == HOW_OFFSET ? row->rbp.off : 0;
-    if (row->cfa_off < -(1 << 23) || row->cfa_off >= (1 << 23) || row->ra.off < INT16_MIN ||
-        row->ra.off > INT16_MAX || rbp_off < INT16_MIN || rbp_off > INT16_MAX)
+    /* Slots sit at whole words from the CFA, within a kilobyte of it: always so from a
+     * compiler, and what lets each offset fit a byte. */
+    if (row->cfa_off < INT32_MIN || row->cfa_off > INT32_MAX || row->ra.off % 8 != 0 ||
+        row->ra.off < -1024 || row->ra.off > 1016 || rbp_off % 8 != 0 || rbp_off < -1024 ||
+        rbp_off > 1016)
         return HTRI_UNWIND_RULE_UNSUPPORTED;
     uint64_t rule = HTRI_UNWIND_RULE_FRAME;
     if (row->cfa_reg == REG_RBP)
         rule |= HTRI_UNWIND_RULE_CFA_RBP;
     if (row->rbp.how == HOW_OFFSET)
         rule |= HTRI_UNWIND_RULE_RBP_SAVED;
-    rule |= ((uint64_t)(uint32_t)((int32_t)row->cfa_off * 256)) & 0xffffff00u;
-    rule |= (uint64_t)(uint16_t)(int16_t)row->ra.off << 32;
-    rule |= (uint64_t)(uint16_t)(int16_t)rbp_off << 48;
+    rule |= (uint64_t)(uint8_t)(int8_t)(row->ra.off / 8) << 8;
+    rule |= (uint64_t)(uint8_t)(int8_t)(rbp_off / 8) << 16;
+    rule |= (uint64_t)(uint32_t)(int32_t)row->cfa_off << 32;
     return rule;
 }
 

@@ -32,14 +32,16 @@ int htri_unwind_dwarf(uintptr_t ra, uintptr_t *pcs, int max, int skip);
 
 /* ---- compact unwind rule (cfi.c) ----
  *
- *   63            48 47            32 31                   8  7 4   3     2     1..0
- *  +----------------+----------------+----------------------+-----+-----+-----+------+
- *  | rbp slot - CFA | RA slot - CFA  | CFA offset (int24)   |  0  | rbp | CFA | kind |
- *  |     (int16)    |    (int16)     |                      |     |saved|=rbp |      |
- *  +----------------+----------------+----------------------+-----+-----+-----+------+
+ *   63                32 31    24 23         16 15          8 7   4  3      2      1..0
+ *  +--------------------+--------+-------------+-------------+----+-------+-------+------+
+ *  | CFA offset (int32) |   0    | rbp slot    | RA slot     | 0  | rbp   | CFA   | kind |
+ *  |                    |        | - CFA, in   | - CFA, in   |    | saved | = rbp |      |
+ *  |                    |        | words (int8)| words (int8)|    |       |       |      |
+ *  +--------------------+--------+-------------+-------------+----+-------+-------+------+
  *
- * CFA = (CFA=rbp ? rbp : rsp) + offset; caller's pc = [CFA + RA slot]; caller's rbp =
- * rbp saved ? [CFA + rbp slot] : unchanged; caller's rsp = CFA. A rule word is never 0. */
+ * CFA = (CFA=rbp ? rbp : rsp) + offset; caller's pc = [CFA + 8 * RA slot]; caller's rbp =
+ * rbp saved ? [CFA + 8 * rbp slot] : unchanged; caller's rsp = CFA. A rule word is never 0.
+ * The halves are laid out so the walk loads each with one instruction (see cached.c). */
 enum htri_unwind_rule_kind {
     HTRI_UNWIND_RULE_NONE = 0,        /* not a rule (an empty cache slot) */
     HTRI_UNWIND_RULE_FRAME = 1,       /* an ordinary frame the fields above describe */
@@ -50,12 +52,12 @@ enum htri_unwind_rule_kind {
 #define HTRI_UNWIND_RULE_RBP_SAVED (1u << 3)
 
 static inline unsigned htri_unwind_rule_kind(uint64_t rule) { return (unsigned)(rule & 3); }
-static inline int32_t htri_unwind_rule_cfa_off(uint64_t rule)
+static inline int32_t htri_unwind_rule_cfa_off(uint64_t rule) { return (int32_t)(rule >> 32); }
+static inline int32_t htri_unwind_rule_ra_off(uint64_t rule) { return 8 * (int8_t)(rule >> 8); }
+static inline int32_t htri_unwind_rule_rbp_off(uint64_t rule)
 {
-    return (int32_t)(uint32_t)rule >> 8; /* arithmetic shift keeps the sign of the int24 */
+    return 8 * (int8_t)(rule >> 16);
 }
-static inline int16_t htri_unwind_rule_ra_off(uint64_t rule) { return (int16_t)(rule >> 32); }
-static inline int16_t htri_unwind_rule_rbp_off(uint64_t rule) { return (int16_t)(rule >> 48); }
 
 /* Computes the rule for the instruction at `pc` from a module's .eh_frame_hdr (mapped in
  * this process). `pc` must already be adjusted (pc - 1 for a return address). Returns the

@@ -28,6 +28,8 @@ int fp_entry(struct chain_ctx *ctx);
 int nofp_junk_call(struct chain_ctx *ctx, uintptr_t junk);
 TEST_API int run_chain(chain_entry_fn *entry, struct chain_ctx *ctx);
 TEST_API int run_junk(struct chain_ctx *ctx, uintptr_t junk);
+TEST_API int outer_a(struct chain_ctx *ctx);
+TEST_API int outer_b(struct chain_ctx *ctx);
 
 /* Keeps the chain out of tail position, so run_chain has a frame of its own. */
 TEST_API int run_chain(chain_entry_fn *entry, struct chain_ctx *ctx)
@@ -230,6 +232,55 @@ static void test_default_engine(void)
         }
     }
     CHECK_EQ_U(htri_unwind_init(HTRI_UNWIND_DWARF), 0);
+}
+
+/* Two functions with the same frame layout: the chain runs at the same stack addresses under
+ * either, and only the return address into outer_a or outer_b tells the stacks apart. The
+ * cached engine's per-thread memo must notice that one slot and nothing else. */
+TEST_API int outer_a(struct chain_ctx *ctx)
+{
+    int r = run_chain(nofp_entry, ctx);
+    __asm__ volatile("" : "+r"(r));
+    return r + 1;
+}
+
+TEST_API int outer_b(struct chain_ctx *ctx)
+{
+    int r = run_chain(nofp_entry, ctx);
+    __asm__ volatile("" : "+r"(r));
+    return r + 2;
+}
+
+static void test_memo_divergence(void)
+{
+    int (*const outers[2])(struct chain_ctx *) = { outer_a, outer_b };
+    static const char *const names[2] = { "outer_a", "outer_b" };
+    uintptr_t first[2][TEST_MAXPCS];
+    int n_first[2] = { 0, 0 }, errors = 0;
+    volatile int rounds = 20; /* one call site for every round */
+    for (int i = 0; i < rounds; i++) {
+        uintptr_t pcs[TEST_MAXPCS];
+        int which = i & 1;
+        struct chain_ctx ctx = { .capture = htri_unwind_capture_with, .mode = HTRI_UNWIND_CACHED,
+                                 .pcs = pcs, .max = TEST_MAXPCS };
+        outers[which](&ctx);
+        errors += chain_errors(pcs, ctx.n, 0, TEST_MAXPCS, "nofp_", TEST_NAMED);
+        if (ctx.n <= TEST_NAMED || !pc_in(pcs[TEST_NAMED], names[which]))
+            errors++;
+        if (i < 2) {
+            memcpy(first[which], pcs, sizeof pcs);
+            n_first[which] = ctx.n;
+        } else if (!same_stack(pcs, ctx.n, first[which], n_first[which])) {
+            errors++;
+        }
+    }
+    CHECK_EQ_U(errors, 0);
+    /* The stacks under outer_a and outer_b share every frame but one. */
+    CHECK(n_first[0] == n_first[1] && n_first[0] > TEST_NAMED + 1 &&
+          first[0][TEST_NAMED] != first[1][TEST_NAMED] &&
+          memcmp(first[0], first[1], TEST_NAMED * sizeof(uintptr_t)) == 0 &&
+          memcmp(first[0] + TEST_NAMED + 1, first[1] + TEST_NAMED + 1,
+                 (size_t)(n_first[0] - TEST_NAMED - 1) * sizeof(uintptr_t)) == 0);
 }
 
 /* ---- threads ---- */
@@ -483,6 +534,7 @@ int main(void)
     test_engines();
     test_max_skip();
     test_default_engine();
+    test_memo_divergence();
     test_threads();
     test_signal_sync(false);
     test_signal_altstack();
