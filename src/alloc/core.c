@@ -13,14 +13,6 @@
 #include "base/os.h"
 #include "unwind/unwind.h"
 
-/* TEMPORARY stand-in until src/unwind/unwind.c lands; delete this block then. It keeps only
- * the caller's return address (htri_alloc_capture puts ret_addr first when not found). */
-#define HTRI_ALLOC_UNWIND_STANDIN 1
-#if HTRI_ALLOC_UNWIND_STANDIN
-#define htri_unwind_init(mode) ((void)(mode), 0)
-#define htri_unwind_capture(pcs, max, skip) ((void)(max), (void)(skip), (pcs)[0] = 0, 1)
-#endif
-
 static struct {
     atomic_size_t bytes_meta;    /* libc bytes held as bookkeeping by all layers */
     pthread_once_t unwind_once;
