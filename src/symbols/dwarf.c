@@ -18,9 +18,11 @@ static bool dwarf_is_cplusplus(Dwarf_Die *cudie)
 
 /* "ns::Class::name" for a C++ function without a linkage name (gcc omits it for functions
  * with internal linkage): the namespaces and classes around its defining DIE, as gdb shows
- * them. Cached per defining DIE, since walking to it means walking the CU. */
-static const char *dwarf_qualify(htri_symtab *st, Dwarf_Die *die, const char *name)
+ * them. Cached per defining DIE (the CU index fills the cache as it walks, so the walk here
+ * is for DIEs of other CUs). Sets *out; returns 0 or -ENOMEM. */
+static int dwarf_qualify(htri_symtab *st, Dwarf_Die *die, const char *name, const char **out)
 {
+    *out = name;
     Dwarf_Die def = *die;
     Dwarf_Attribute attr;
     for (int hops = 0; hops < 8; hops++) {
@@ -28,14 +30,16 @@ static const char *dwarf_qualify(htri_symtab *st, Dwarf_Die *die, const char *na
             !dwarf_attr(&def, DW_AT_specification, &attr))
             break;
         if (!dwarf_formref_die(&attr, &def))
-            return name;
+            return 0;
     }
     /* a DIE's address in the mapped .debug_info is unique across all open modules */
-    if (htri_symbols_map_reserve(&st->names, 1) != 0)
-        return name;
+    if (htri_symbols_map_reserve(st, &st->names, 1) != 0)
+        return -ENOMEM;
     symbols_slot *slot = htri_symbols_map_find(&st->names, (uintptr_t)def.addr, 2);
-    if (slot->b)
-        return (const char *)(uintptr_t)slot->v;
+    if (slot->b) {
+        *out = (const char *)(uintptr_t)slot->v;
+        return 0;
+    }
     Dwarf_Die *scopes = NULL;
     int n_scopes = dwarf_getscopes_die(&def, &scopes);
     char buf[1024];
@@ -61,19 +65,22 @@ static const char *dwarf_qualify(htri_symtab *st, Dwarf_Die *die, const char *na
         if (k >= 0 && (size_t)k < sizeof buf - len)
             full = htri_symbols_strdup(st, buf, len + (size_t)k);
         if (!full)
-            return name;
+            return -ENOMEM;
     }
     slot->a = (uintptr_t)def.addr;
     slot->b = 2;
     slot->v = (uintptr_t)full;
     st->names.used++;
-    return full;
+    *out = full;
+    return 0;
 }
 
 /* The name to show for a subprogram or inlined instance, table-owned: a C++ linkage name
  * demangled (the qualified name with parameters), else DW_AT_name, qualified for C++.
- * Other linkage names are ignored: glibc's "__GI___libc_malloc" is an asm alias. */
-static const char *dwarf_func_name(htri_symtab *st, Dwarf_Die *cudie, Dwarf_Die *die)
+ * Other linkage names are ignored: glibc's "__GI___libc_malloc" is an asm alias.
+ * Sets *out (NULL: no name); returns 0 or -ENOMEM. */
+static int dwarf_func_name(htri_symtab *st, Dwarf_Die *cudie, Dwarf_Die *die,
+                           const char **out)
 {
     Dwarf_Attribute attr;
     const char *name = NULL;
@@ -81,13 +88,14 @@ static const char *dwarf_func_name(htri_symtab *st, Dwarf_Die *cudie, Dwarf_Die 
         dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr))
         name = dwarf_formstring(&attr);
     if (name && name[0] == '_' && name[1] == 'Z')
-        return htri_symbols_name(st, name);
+        return htri_symbols_name(st, name, out);
     name = NULL;
     if (dwarf_attr_integrate(die, DW_AT_name, &attr))
         name = dwarf_formstring(&attr);
     if (name && dwarf_is_cplusplus(cudie))
-        return dwarf_qualify(st, die, name);
-    return name;
+        return dwarf_qualify(st, die, name, out);
+    *out = name;
+    return 0;
 }
 
 static uint32_t dwarf_udata(Dwarf_Die *die, unsigned int at)
@@ -138,14 +146,14 @@ typedef struct dwarf_cu_index {
 
 #define DWARF_MAX_DEPTH 256
 
-static int dwarf_grow(void **arr, size_t *cap, size_t n, size_t elem)
+static int dwarf_grow(htri_symtab *st, void **arr, size_t *cap, size_t n, size_t elem)
 {
     if (n < *cap)
         return 0;
     size_t new_cap = *cap ? *cap * 2 : 64, bytes;
     if (htri_mul_overflow(new_cap, elem, &bytes))
         return -ENOMEM;
-    void *p = realloc(*arr, bytes);
+    void *p = htri_symbols_realloc(st, *arr, bytes);
     if (!p)
         return -ENOMEM;
     *arr = p;
@@ -189,7 +197,7 @@ static void dwarf_note_qualified(htri_symtab *st, Dwarf_Die *die, const char *pr
                                  size_t prefix_len)
 {
     const char *name = dwarf_diename(die);
-    if (!name || htri_symbols_map_reserve(&st->names, 1) != 0)
+    if (!name || htri_symbols_map_reserve(st, &st->names, 1) != 0)
         return;
     symbols_slot *slot = htri_symbols_map_find(&st->names, (uintptr_t)die->addr, 2);
     if (slot->b)
@@ -217,7 +225,7 @@ static int dwarf_index_fill(htri_symtab *st, Dwarf_Die *cudie, dwarf_cu_index *i
         Dwarf_Die die;
         int32_t node;           /* the function node enclosing DIEs at this level */
         uint32_t prefix_len;    /* "ns::Class::" length valid at this level */
-    } *stack = malloc(DWARF_MAX_DEPTH * sizeof *stack);
+    } *stack = htri_symbols_realloc(st, NULL, DWARF_MAX_DEPTH * sizeof *stack);
     char prefix[1024];
     if (!stack)
         return -ENOMEM;
@@ -240,13 +248,13 @@ static int dwarf_index_fill(htri_symtab *st, Dwarf_Die *cudie, dwarf_cu_index *i
                 if (lo >= hi)
                     continue;
                 if (id < 0) {
-                    if ((rc = dwarf_grow((void **)&ix->nodes, &ix->cap_nodes, ix->n_nodes,
+                    if ((rc = dwarf_grow(st, (void **)&ix->nodes, &ix->cap_nodes, ix->n_nodes,
                                          sizeof *ix->nodes)) != 0)
                         goto out;
                     id = (int32_t)ix->n_nodes++;
                     ix->nodes[id] = (dwarf_node){ .die = *die, .parent = node };
                 }
-                if ((rc = dwarf_grow((void **)&ix->ivs, &ix->cap_ivs, ix->n_ivs,
+                if ((rc = dwarf_grow(st, (void **)&ix->ivs, &ix->cap_ivs, ix->n_ivs,
                                      sizeof *ix->ivs)) != 0)
                     goto out;
                 ix->ivs[ix->n_ivs++] = (dwarf_interval){ lo, hi, id, d, -1 };
@@ -277,7 +285,7 @@ static int dwarf_index_fill(htri_symtab *st, Dwarf_Die *cudie, dwarf_cu_index *i
     }
     qsort(ix->ivs, ix->n_ivs, sizeof *ix->ivs, dwarf_cmp_interval);
     /* enclosing intervals: a stack sweep over the sorted (laminar) family */
-    int32_t *open = malloc((ix->n_ivs ? ix->n_ivs : 1) * sizeof *open);
+    int32_t *open = htri_symbols_realloc(st, NULL, (ix->n_ivs ? ix->n_ivs : 1) * sizeof *open);
     if (!open) {
         rc = -ENOMEM;
         goto out;
@@ -298,14 +306,15 @@ out:
 /* The index of the CU at `cudie`, built on first use; NULL when out of memory. */
 static dwarf_cu_index *dwarf_index(htri_symtab *st, Dwarf_Die *cudie)
 {
-    if (htri_symbols_map_reserve(&st->names, 1) != 0)
+    if (htri_symbols_map_reserve(st, &st->names, 1) != 0)
         return NULL;
     symbols_slot *slot = htri_symbols_map_find(&st->names, (uintptr_t)cudie->addr, 3);
     if (slot->b)
         return (dwarf_cu_index *)(uintptr_t)slot->v;
-    dwarf_cu_index *ix = calloc(1, sizeof *ix);
+    dwarf_cu_index *ix = htri_symbols_realloc(st, NULL, sizeof *ix);
     if (!ix)
         return NULL;
+    memset(ix, 0, sizeof *ix);
     if (dwarf_index_fill(st, cudie, ix) != 0) {
         htri_symbols_cu_index_free(ix);
         return NULL;
@@ -313,7 +322,7 @@ static dwarf_cu_index *dwarf_index(htri_symtab *st, Dwarf_Die *cudie)
     if (dwarf_getsrcfiles(cudie, &ix->files, &ix->n_files) != 0)
         ix->files = NULL;
     /* the fill inserted names: look the slot up again */
-    if (htri_symbols_map_reserve(&st->names, 1) != 0) {
+    if (htri_symbols_map_reserve(st, &st->names, 1) != 0) {
         htri_symbols_cu_index_free(ix);
         return NULL;
     }
@@ -356,19 +365,21 @@ static int32_t dwarf_index_find(const dwarf_cu_index *ix, uint64_t a)
     return -1;
 }
 
-/* Frames for `cu_addr`, innermost first; returns how many (0 when no function holds it).
+/* Frames for `cu_addr`, innermost first; returns how many (0 when no function holds it),
+ * or -ENOMEM.
  * `file`/`line` enter as the line table's answer for the innermost frame. */
 static int dwarf_inline_chain(htri_symtab *st, Dwarf_Die *cudie, Dwarf_Addr cu_addr,
                               const char *file, uint32_t line, htri_frame *out, int max)
 {
     dwarf_cu_index *ix = dwarf_index(st, cudie);
     if (!ix)
-        return 0;
+        return -ENOMEM;
     int n = 0;
     for (int32_t id = dwarf_index_find(ix, cu_addr); id >= 0 && n < max;) {
         dwarf_node *node = &ix->nodes[id];
         if (!node->named) {
-            node->name = dwarf_func_name(st, cudie, &node->die);
+            if (dwarf_func_name(st, cudie, &node->die, &node->name) != 0)
+                return -ENOMEM;
             node->named = true;
         }
         htri_frame *f = &out[n++];
@@ -407,6 +418,8 @@ int htri_symbols_expand(htri_symtab *st, symbols_module *m, uint64_t addr, htri_
         for (int i = 0; i < max; i++)
             out[i] = (htri_frame){ 0 };
         n = dwarf_inline_chain(st, cudie, addr - bias, file, line, out, max);
+        if (n < 0)
+            return n;
     }
     if (n > 0 && out[n - 1].function && !out[n - 1].inlined)
         return n;
@@ -414,7 +427,9 @@ int htri_symbols_expand(htri_symtab *st, symbols_module *m, uint64_t addr, htri_
      * A chain cut short by `max` keeps what it has. */
     if (n == max)
         return n;
-    const char *name = htri_symbols_name(st, htri_symbols_elf_name(m, addr));
+    const char *name;
+    if (htri_symbols_name(st, htri_symbols_elf_name(m, addr), &name) != 0)
+        return -ENOMEM;
     if (n > 0 && !out[n - 1].inlined) {
         out[n - 1].function = name;
         return n;

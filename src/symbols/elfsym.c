@@ -28,11 +28,12 @@ static int elfsym_cmp(const void *pa, const void *pb)
 
 static int elfsym_build(symbols_module *m)
 {
-    m->funcs_built = true;
     int n_syms = dwfl_module_getsymtab(m->dwmod);
-    if (n_syms <= 0)
+    if (n_syms <= 0) {
+        m->funcs_built = true;
         return 0;
-    symbols_func *funcs = malloc((size_t)n_syms * sizeof *funcs);
+    }
+    symbols_func *funcs = htri_symbols_realloc(m->owner, NULL, (size_t)n_syms * sizeof *funcs);
     if (!funcs)
         return -ENOMEM;
     size_t n = 0;
@@ -66,6 +67,7 @@ static int elfsym_build(symbols_module *m)
     }
     m->funcs = funcs;
     m->n_funcs = k;
+    m->funcs_built = true;
     return 0;
 }
 

@@ -54,7 +54,8 @@ static void locate_hex(char *hex, const uint8_t *id, size_t id_len)
 }
 
 /* Tries ROOT/.build-id/xx/rest.debug for every debug root (if `use_roots`), then the
- * debuginfod cache's <hex>/`cache_leaf`. Returns an fd and sets *found (malloc'd), or -1. */
+ * debuginfod cache's <hex>/`cache_leaf`. Returns an fd and sets *found (malloc'd; NULL when
+ * out of memory), or -1. */
 static int locate_by_build_id(htri_symtab *st, const uint8_t *id, size_t id_len,
                               bool use_roots, const char *cache_leaf, char **found)
 {
@@ -69,24 +70,25 @@ static int locate_by_build_id(htri_symtab *st, const uint8_t *id, size_t id_len,
             >= (int)sizeof path)
             continue;
         int fd = locate_try(path, id, id_len);
-        if (fd >= 0 && (*found = strdup(path)))
+        if (fd >= 0) {
+            *found = htri_symbols_cstrdup(st, path);
             return fd;
-        if (fd >= 0)
-            close(fd);
+        }
     }
     if (st->debuginfod_cache && cache_leaf &&
         snprintf(path, sizeof path, "%s/%s/%s", st->debuginfod_cache, hex, cache_leaf)
             < (int)sizeof path) {
         int fd = locate_try(path, id, id_len);
-        if (fd >= 0 && (*found = strdup(path)))
+        if (fd >= 0) {
+            *found = htri_symbols_cstrdup(st, path);
             return fd;
-        if (fd >= 0)
-            close(fd);
+        }
     }
     return -1;
 }
 
-/* Tries the places gdb looks for a .gnu_debuglink name next to `file_name`. */
+/* Tries the places gdb looks for a .gnu_debuglink name next to `file_name`; returns like
+ * locate_by_build_id(). */
 static int locate_by_debuglink(htri_symtab *st, const char *file_name, const char *link,
                                const uint8_t *id, size_t id_len, char **found)
 {
@@ -109,10 +111,10 @@ static int locate_by_debuglink(htri_symtab *st, const char *file_name, const cha
             continue;
         /* Without a build-id there is no cheap proof the link fits; trust the name then. */
         int fd = locate_try(path, id, id_len);
-        if (fd >= 0 && (*found = strdup(path)))
+        if (fd >= 0) {
+            *found = htri_symbols_cstrdup(st, path);
             return fd;
-        if (fd >= 0)
-            close(fd);
+        }
     }
     return -1;
 }
@@ -124,7 +126,8 @@ static int locate_find_elf(Dwfl_Module *mod, void **userdata, const char *modnam
 }
 
 /* libdwfl calls this when the main file has no DWARF. Unlike dwfl_standard_find_debuginfo
- * it never asks a debuginfod server, whatever DEBUGINFOD_URLS says. */
+ * it never asks a debuginfod server, whatever DEBUGINFOD_URLS says. The name it returns
+ * may be NULL (out of memory): libdwfl only shows it. */
 static int locate_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modname,
                                  Dwarf_Addr base, const char *file_name,
                                  const char *debuglink_file, GElf_Word debuglink_crc,
@@ -159,19 +162,21 @@ static const Dwfl_Callbacks locate_callbacks = {
 
 int htri_symbols_open_module(htri_symtab *st, symbols_module *m)
 {
-    m->state = SYMBOLS_NO_FILE;
     char *file = NULL;
     int fd = locate_try(m->path, m->build_id, m->build_id_len);
     if (fd >= 0)
-        file = strdup(m->path);
+        file = htri_symbols_cstrdup(st, m->path);
     else {
         /* a whole executable from the cache first: it has the symbol tables of the code */
         fd = locate_by_build_id(st, m->build_id, m->build_id_len, false, "executable", &file);
         if (fd < 0)
             fd = locate_by_build_id(st, m->build_id, m->build_id_len, true, "debuginfo", &file);
     }
-    if (fd < 0)
+    if (fd < 0) {
+        m->state = SYMBOLS_NO_FILE;
         return -ENOENT;
+    }
+    /* out of memory leaves the module unopened, to be tried again */
     if (!file) {
         close(fd);
         return -ENOMEM;
@@ -189,6 +194,7 @@ int htri_symbols_open_module(htri_symtab *st, symbols_module *m)
         close(fd);
         dwfl_end(dwfl);
         free(file);
+        m->state = SYMBOLS_NO_FILE;
         return -EIO;
     }
     dwfl_report_end(dwfl, NULL, NULL);

@@ -67,6 +67,13 @@ const char *htri_symtab_module_file(htri_symtab *st, int mod);
  * whole line needs, like snprintf. */
 size_t htri_frame_format(const htri_frame *f, char *buf, size_t cap);
 
+/* Test hook (SQLite's fault simulator in small): the next `n` allocations of this table
+ * succeed and the one after fails, once; n < 0 turns it off. Returns how many allocations
+ * the previous setting still had to go (-1: none pending, it fired or was off).
+ * Out-of-memory never corrupts the table: the call that hit it returns -ENOMEM and caches
+ * nothing, and the same call made again gives the full answer. */
+long htri_symtab_fail_alloc_after(htri_symtab *st, long n);
+
 /* Demangles a C++ symbol into buf; returns buf, or `name` unchanged if not mangled. */
 const char *htri_demangle(const char *name, char *buf, size_t cap);
 

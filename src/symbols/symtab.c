@@ -32,7 +32,7 @@ symbols_slot *htri_symbols_map_find(symbols_map *m, uint64_t a, uint64_t b)
     }
 }
 
-int htri_symbols_map_reserve(symbols_map *m, size_t n_more)
+int htri_symbols_map_reserve(htri_symtab *st, symbols_map *m, size_t n_more)
 {
     size_t need;
     if (htri_add_overflow(m->used, n_more, &need) || htri_mul_overflow(need, 2, &need))
@@ -44,9 +44,10 @@ int htri_symbols_map_reserve(symbols_map *m, size_t n_more)
         if (htri_mul_overflow(cap, 2, &cap))
             return -ENOMEM;
     }
-    symbols_slot *slots = calloc(cap, sizeof *slots);
+    symbols_slot *slots = htri_symbols_realloc(st, NULL, cap * sizeof *slots);
     if (!slots)
         return -ENOMEM;
+    memset(slots, 0, cap * sizeof *slots);
     symbols_map bigger = { slots, cap, m->used };
     for (size_t i = 0; i < m->cap; i++) {
         if (m->slots[i].b)
@@ -63,18 +64,45 @@ void htri_symbols_map_free(symbols_map *m)
     memset(m, 0, sizeof *m);
 }
 
+/* ---- allocation ---- */
+
+void *htri_symbols_realloc(htri_symtab *st, void *p, size_t size)
+{
+    if (st && st->fail_countdown > 0 && --st->fail_countdown == 0)
+        return NULL;
+    return realloc(p, size ? size : 1);
+}
+
+char *htri_symbols_cstrdup(htri_symtab *st, const char *s)
+{
+    size_t len = strlen(s);
+    char *copy = htri_symbols_realloc(st, NULL, len + 1);
+    if (copy)
+        memcpy(copy, s, len + 1);
+    return copy;
+}
+
+long htri_symtab_fail_alloc_after(htri_symtab *st, long n)
+{
+    if (!st)
+        return -1;
+    long left = st->fail_countdown > 0 ? st->fail_countdown - 1 : -1;
+    st->fail_countdown = n < 0 ? 0 : n + 1;
+    return left;
+}
+
 /* ---- strings we own ---- */
 
 char *htri_symbols_strdup(htri_symtab *st, const char *s, size_t len)
 {
     if (len + 1 > SYMBOLS_STR_CHUNK) {
         /* too long for a chunk: give it a chunk of its own */
-        char *big = malloc(len + 1);
+        char *big = htri_symbols_realloc(st, NULL, len + 1);
         if (!big)
             return NULL;
         if (st->n_chunks == st->cap_chunks) {
             size_t cap = st->cap_chunks ? st->cap_chunks * 2 : 16;
-            char **chunks = realloc(st->str_chunks, cap * sizeof *chunks);
+            char **chunks = htri_symbols_realloc(st, st->str_chunks, cap * sizeof *chunks);
             if (!chunks) {
                 free(big);
                 return NULL;
@@ -90,13 +118,13 @@ char *htri_symbols_strdup(htri_symtab *st, const char *s, size_t len)
     if (!st->str_chunk || st->str_used + len + 1 > st->str_cap) {
         if (st->n_chunks == st->cap_chunks) {
             size_t cap = st->cap_chunks ? st->cap_chunks * 2 : 16;
-            char **chunks = realloc(st->str_chunks, cap * sizeof *chunks);
+            char **chunks = htri_symbols_realloc(st, st->str_chunks, cap * sizeof *chunks);
             if (!chunks)
                 return NULL;
             st->str_chunks = chunks;
             st->cap_chunks = cap;
         }
-        char *chunk = malloc(SYMBOLS_STR_CHUNK);
+        char *chunk = htri_symbols_realloc(st, NULL, SYMBOLS_STR_CHUNK);
         if (!chunk)
             return NULL;
         st->str_chunks[st->n_chunks++] = chunk;
@@ -133,15 +161,18 @@ const char *htri_demangle(const char *name, char *buf, size_t cap)
     return buf;
 }
 
-const char *htri_symbols_name(htri_symtab *st, const char *raw)
+int htri_symbols_name(htri_symtab *st, const char *raw, const char **out)
 {
+    *out = raw;  /* libdw and libelf keep their strings until dwfl_end */
     if (!raw || raw[0] != '_' || raw[1] != 'Z')
-        return raw;  /* libdw and libelf keep their strings until dwfl_end */
-    if (htri_symbols_map_reserve(&st->names, 1) != 0)
-        return raw;
+        return 0;
+    if (htri_symbols_map_reserve(st, &st->names, 1) != 0)
+        return -ENOMEM;
     symbols_slot *s = htri_symbols_map_find(&st->names, (uintptr_t)raw, 1);
-    if (s->b)
-        return (const char *)(uintptr_t)s->v;
+    if (s->b) {
+        *out = (const char *)(uintptr_t)s->v;
+        return 0;
+    }
     const char *name = raw;
     int status = 0;
     char *plain = __cxa_demangle(raw, NULL, NULL, &status);
@@ -149,23 +180,24 @@ const char *htri_symbols_name(htri_symtab *st, const char *raw)
         name = htri_symbols_strdup(st, plain, strlen(plain));
     free(plain);
     if (!name)
-        return raw;  /* out of memory: the mangled name still identifies the function */
+        return -ENOMEM;
     s->a = (uintptr_t)raw;
     s->b = 1;
     s->v = (uintptr_t)name;
     st->names.used++;
-    return name;
+    *out = name;
+    return 0;
 }
 
 /* ---- table and modules ---- */
 
 static int symtab_push_root(htri_symtab *st, const char *dir)
 {
-    char **roots = realloc(st->debug_roots, (st->n_roots + 1) * sizeof *roots);
+    char **roots = htri_symbols_realloc(st, st->debug_roots, (st->n_roots + 1) * sizeof *roots);
     if (!roots)
         return -ENOMEM;
     st->debug_roots = roots;
-    char *copy = strdup(dir);
+    char *copy = htri_symbols_cstrdup(st, dir);
     if (!copy)
         return -ENOMEM;
     roots[st->n_roots++] = copy;
@@ -252,7 +284,7 @@ int htri_symtab_add_module(htri_symtab *st, const char *path, uint64_t bias,
         size_t cap = st->cap_mods ? st->cap_mods * 2 : 32, bytes;
         if (htri_mul_overflow(cap, sizeof *st->mods, &bytes))
             return -ENOMEM;
-        symbols_module *mods = realloc(st->mods, bytes);
+        symbols_module *mods = htri_symbols_realloc(st, st->mods, bytes);
         if (!mods)
             return -ENOMEM;
         st->mods = mods;
@@ -260,7 +292,7 @@ int htri_symtab_add_module(htri_symtab *st, const char *path, uint64_t bias,
     }
     symbols_module *m = &st->mods[st->n_mods];
     memset(m, 0, sizeof *m);
-    m->path = strdup(path);
+    m->path = htri_symbols_cstrdup(st, path);
     if (!m->path)
         return -ENOMEM;
     m->bias = bias;
@@ -289,11 +321,12 @@ int htri_symtab_find_module(htri_symtab *st, uint64_t pc)
     if (!st || st->n_mods == 0)
         return -ENOENT;
     if (st->by_start_dirty) {
-        int *idx = realloc(st->by_start, st->n_mods * sizeof *idx);
+        int *idx = htri_symbols_realloc(st, st->by_start, st->n_mods * sizeof *idx);
         if (!idx)
             return -ENOMEM;
         st->by_start = idx;
-        uint64_t *max_end = realloc(st->max_end, st->n_mods * sizeof *max_end);
+        uint64_t *max_end = htri_symbols_realloc(st, st->max_end,
+                                                 st->n_mods * sizeof *max_end);
         if (!max_end)
             return -ENOMEM;
         st->max_end = max_end;
@@ -347,13 +380,15 @@ static int symtab_compute(htri_symtab *st, symbols_module *m, uint64_t pc, int i
 {
     htri_frame tmp[SYMBOLS_MAX_INLINE];
     int n = 0;
-    if (m->state == SYMBOLS_UNOPENED)
-        htri_symbols_open_module(st, m);
+    if (m->state == SYMBOLS_UNOPENED && htri_symbols_open_module(st, m) == -ENOMEM)
+        return -ENOMEM;
     uint64_t offset = pc - m->bias;
     if (m->state == SYMBOLS_OPEN) {
         /* a return address points after the call; pc - 1 is still inside it */
         n = htri_symbols_expand(st, m, offset - (is_ret && offset ? 1 : 0), tmp,
                                 SYMBOLS_MAX_INLINE);
+        if (n < 0)
+            return n;
     }
     for (int i = 0; i < n; i++) {
         tmp[i].pc = pc;
@@ -366,7 +401,7 @@ static int symtab_compute(htri_symtab *st, symbols_module *m, uint64_t pc, int i
         size_t cap = st->cap_frames ? st->cap_frames * 2 : 1024, bytes;
         if (cap > UINT32_MAX || htri_mul_overflow(cap, sizeof *st->frames, &bytes))
             return -ENOMEM;
-        htri_frame *frames = realloc(st->frames, bytes);
+        htri_frame *frames = htri_symbols_realloc(st, st->frames, bytes);
         if (!frames)
             return -ENOMEM;
         st->frames = frames;
@@ -388,7 +423,7 @@ int htri_symtab_resolve(htri_symtab *st, int mod, uint64_t pc, int is_return_add
     symbols_module *m = &st->mods[mod];
     st->n_lookups++;
     uint64_t key_b = ((uint64_t)(uint32_t)mod + 1) << 1 | (is_return_address != 0);
-    if (htri_symbols_map_reserve(&st->cache, 1) != 0)
+    if (htri_symbols_map_reserve(st, &st->cache, 1) != 0)
         return -ENOMEM;
     symbols_slot *s = htri_symbols_map_find(&st->cache, pc, key_b);
     if (s->b) {

@@ -112,12 +112,23 @@ static void mkdirs(const char *path)
 static symfix_site grow_site, inline_site;
 static int inline_call_line;
 
+/* Resolves `pc` in `mod` (mod < -1: by address). A call that ran out of memory (only under
+ * htri_symtab_fail_alloc_after) must answer in full when made again. */
+static int resolve(htri_symtab *st, int mod, uintptr_t pc, htri_frame *f, int max)
+{
+    int n = mod >= -1 ? htri_symtab_resolve(st, mod, pc, 1, f, max)
+                      : htri_symtab_resolve_pc(st, pc, 1, f, max);
+    if (n == -ENOMEM)
+        n = mod >= -1 ? htri_symtab_resolve(st, mod, pc, 1, f, max)
+                      : htri_symtab_resolve_pc(st, pc, 1, f, max);
+    return n;
+}
+
 /* The template member: one frame, demangled, at the captured line. */
 static void check_grow(htri_symtab *st, int mod)
 {
     htri_frame f[8];
-    int n = mod >= -1 ? htri_symtab_resolve(st, mod, grow_site.pc, 1, f, 8)
-                      : htri_symtab_resolve_pc(st, grow_site.pc, 1, f, 8);
+    int n = resolve(st, mod, grow_site.pc, f, 8);
     CHECK_EQ_U(n, 1);
     CHECK_STR(f[0].function, "ns::Widget<int>::grow(unsigned long)");
     CHECK(ends_with(f[0].file, "/fixtures/symbols/symfix.cpp"));
@@ -131,8 +142,7 @@ static void check_grow(htri_symtab *st, int mod)
 static void check_inline(htri_symtab *st, int mod)
 {
     htri_frame f[8];
-    int n = mod >= -1 ? htri_symtab_resolve(st, mod, inline_site.pc, 1, f, 8)
-                      : htri_symtab_resolve_pc(st, inline_site.pc, 1, f, 8);
+    int n = resolve(st, mod, inline_site.pc, f, 8);
     CHECK_EQ_U(n, 2);
     if (n != 2)
         return;
@@ -326,6 +336,61 @@ static void test_no_dwarf(void)
     }
 }
 
+/* Every allocation made to fail in turn, one per run, until a run has no failure left to
+ * inject: each call answers in full or returns -ENOMEM, and then answers in full when made
+ * again (ASan builds also check that nothing leaks on those paths). */
+static void test_oom(const char *exe_path)
+{
+    obj_info fix;
+    find_obj(&fix, "libsymfix.so");
+    char id[129], dir[1024], path[1400];
+    hex(id, fix.build_id, fix.build_id_len);
+    snprintf(dir, sizeof dir, "%s/root/.build-id/%.2s", SYMFIX_WORK_DIR, id);
+    mkdirs(dir);
+    snprintf(path, sizeof path, "%s/%s.debug", dir, id + 2);
+    CHECK(copy_file(SYMFIX_DEBUG_FILE, path) == 0);
+    snprintf(dir, sizeof dir, "%s/root", SYMFIX_WORK_DIR);
+    long k;
+    int n_enomem = 0;
+    for (k = 0; k < 5000; k++) {
+        htri_symtab *st = htri_symtab_open();
+        CHECK(st != NULL);
+        htri_symtab_fail_alloc_after(st, k);
+        int rc = htri_symtab_add_debug_root(st, dir);
+        if (rc == -ENOMEM) {
+            n_enomem++;
+            rc = htri_symtab_add_debug_root(st, dir);
+        }
+        CHECK_EQ_U(rc, 0);
+        int mods[2];
+        for (int i = 0; i < 2; i++) {
+            const char *p = i ? exe_path : fix.path;  /* the second by build-id only */
+            mods[i] = htri_symtab_add_module(st, p, fix.bias, fix.start, fix.end, fix.build_id,
+                                             fix.build_id_len);
+            if (mods[i] == -ENOMEM) {
+                n_enomem++;
+                mods[i] = htri_symtab_add_module(st, p, fix.bias, fix.start, fix.end,
+                                                 fix.build_id, fix.build_id_len);
+            }
+            CHECK(mods[i] >= 0);
+        }
+        check_grow(st, mods[0]);
+        check_inline(st, mods[0]);
+        check_grow(st, mods[1]);
+        check_inline(st, mods[1]);
+        check_grow(st, -2);  /* by address: the module index is built */
+        htri_frame f[4];
+        CHECK_EQ_U(resolve(st, -2, 0x10, f, 4), 1);
+        long left = htri_symtab_fail_alloc_after(st, -1);
+        htri_symtab_close(st);
+        if (left >= 0)
+            break;  /* the failure never came: every allocation was made to fail once */
+    }
+    CHECK(k > 10 && k < 5000);
+    fprintf(stderr, "note: %ld allocations failed in turn (%d in registration)\n", k, n_enomem);
+    unlink(path);
+}
+
 static void test_format_and_demangle(void)
 {
     char buf[64];
@@ -364,6 +429,7 @@ int main(int argc, char **argv)
     CHECK(realpath(argv[0], exe) != NULL);
     test_elsewhere(exe);
     test_no_dwarf();
+    test_oom(exe);
     test_format_and_demangle();
     return CHECK_DONE();
 }
