@@ -39,3 +39,10 @@ foreach(variant nofp fp)
   target_link_libraries(unwind_bench_${variant} PRIVATE htr_unwind htr_base)
 endforeach()
 target_compile_definitions(unwind_bench_fp PRIVATE BENCH_FRAME_POINTERS=1)
+
+# test_unwind_nomalloc interposes malloc & co.: its definitions must be in the dynamic
+# symbol table so libunwind's and libc's calls reach them.
+if(TARGET test_unwind_nomalloc)
+  set_target_properties(test_unwind_nomalloc PROPERTIES ENABLE_EXPORTS ON)
+  target_link_libraries(test_unwind_nomalloc PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
+endif()
