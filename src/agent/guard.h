@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include "agent/table.h"
 #include "trace/error_record.h"
+#include "trace/format.h"
 
 /* ---- Options ------------------------------------------------------------------------- */
 enum { HTRI_LIMIT_FAIL = 0, HTRI_LIMIT_ABORT = 1 };

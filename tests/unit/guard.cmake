@@ -32,3 +32,33 @@ foreach(src ${misuse_srcs})
                          TIMEOUT 120 SKIP_RETURN_CODE 77)
   endif()
 endforeach()
+
+# The guard test harness: an LD_PRELOAD stand-in for the agent that wires the guard as the
+# hooks will, so the heaptrail side of every verdict is checked now (misuse.guard.*).
+add_library(htr_guard_shim SHARED ${CMAKE_SOURCE_DIR}/tests/programs/misuse/harness/guard_shim.c)
+target_compile_options(htr_guard_shim PRIVATE ${HTR_WARN})
+target_link_libraries(htr_guard_shim PRIVATE htr_check htr_render htr_symbols htr_agent htr_unwind
+                      htr_base ${CMAKE_DL_LIBS})
+target_link_options(htr_guard_shim PRIVATE -Wl,--exclude-libs,ALL)
+set(guard_shim_runner
+    "${CMAKE_SOURCE_DIR}/tests/programs/misuse/harness/guard_shim_run.sh $<TARGET_FILE:htr_guard_shim>")
+if(NOT HTR_SANITIZE)
+  foreach(src ${misuse_srcs})
+    get_filename_component(name ${src} NAME_WE)
+    add_test(NAME misuse.guard.${name}
+             COMMAND ${misuse_check} ${guard_shim_runner} $<TARGET_FILE:misuse_${name}> ${src})
+    set_tests_properties(misuse.guard.${name} PROPERTIES LABELS "misuse" TIMEOUT 120
+                         SKIP_RETURN_CODE 77)
+  endforeach()
+endif()
+
+# No false reports on a real program: the system python3 (not a pyenv shim script).
+find_program(HTR_SYS_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(HTR_SYS_PYTHON3 AND NOT HTR_SANITIZE)
+  add_test(NAME misuse.guard.python3
+           COMMAND sh -c "${guard_shim_runner} --redzone=16 --quarantine=64M ${HTR_SYS_PYTHON3} \
+${CMAKE_SOURCE_DIR}/tests/programs/misuse/harness/python_workload.py > python3.out 2>&1; \
+status=$?; cat python3.out; [ $status -eq 0 ] && grep -q '^done' python3.out && \
+grep -q 'ERROR SUMMARY: 0 errors from 0 contexts' python3.out")
+  set_tests_properties(misuse.guard.python3 PROPERTIES LABELS "misuse" TIMEOUT 300)
+endif()

@@ -1,6 +1,6 @@
 /* Verdict: --fail-every=3 restricted to fill() by --fail-in: of 9 allocations made there, the
  * 3rd, 6th and 9th fail (exit 0 when exactly those did, else 1). 0 errors.
- * heaptrail: fault=1 errors=0 exit=0
+ * heaptrail: fault=3 errors=0 exit=0
  * options: --fail-in=fill --fail-every=3
  */
 #include <stdlib.h>

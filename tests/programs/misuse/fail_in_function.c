@@ -1,7 +1,7 @@
 /* Verdict: fault injection hitting a chosen function (--fail-in=parse_input): every malloc
  * made under parse_input() fails, none elsewhere. The program checks it (exit 0 when so, 1
  * otherwise): 3 injected failures, 0 errors. Needs heaptrail's options: not for memcheck.
- * heaptrail: fault=1 errors=0 exit=0
+ * heaptrail: fault=3 errors=0 exit=0
  * options: --fail-in=parse_input
  */
 #include <stdlib.h>
