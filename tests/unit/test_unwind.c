@@ -469,6 +469,10 @@ static void test_junk_rbp(void)
         { 0, 1 }, { 1, 1 }, { 0x7ffffffff000, 1 }, { (uintptr_t)&ctx - 4096, 1 } /* below us */,
         { (uintptr_t)&fake[0], 4 }, { (uintptr_t)&far[0], 2 },
     };
+    /* Under ASan's detect_stack_use_after_return our locals live off the thread's stack,
+     * where the frame-pointer walk rightly refuses to follow them. */
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0), at = (uintptr_t)&fake[0];
+    bool fake_on_stack = at - here < (1u << 20) || here - at < (1u << 20);
     for (size_t i = 0; i < HTRI_ARRAY_LEN(cases); i++) {
         /* One call site for the three engines: frames above run_junk must match too. */
         uintptr_t got[3][TEST_MAXPCS];
@@ -481,7 +485,7 @@ static void test_junk_rbp(void)
             n[mode] = ctx.n;
         }
         const uintptr_t *fp = got[HTRI_UNWIND_FP];
-        CHECK_EQ_U(n[HTRI_UNWIND_FP], cases[i].n_fp);
+        CHECK_EQ_U(n[HTRI_UNWIND_FP], fake_on_stack ? cases[i].n_fp : 1);
         CHECK(n[HTRI_UNWIND_FP] >= 1 && pc_in(fp[0], "nofp_junk_call"));
         if (cases[i].junk == (uintptr_t)&fake[0] && n[HTRI_UNWIND_FP] == 4)
             CHECK(fp[1] == 0x1111 && fp[2] == 0x2222 && fp[3] == 0x3333);
