@@ -245,20 +245,26 @@ static inline struct cached_hit cached_hit_of(uint64_t rule)
                                 (int32_t)(rule >> 32) };
 }
 
-/* The slow path of cached_rule(): find the module, refreshing the list if the pc is in
- * none, compute and publish the rule for the call before return address `pc`. Gives
- * RULE_NONE when the pc is in no module (the walk stops there), RULE_UNSUPPORTED when we
- * must fall back without caching. */
+/* The slow path of cached_rule(): compute and publish the rule for the call before return
+ * address `pc`. Gives RULE_NONE when the pc is in no module (the walk stops there),
+ * RULE_UNSUPPORTED when we must fall back without caching.
+ * Misses are rare (once per return address), so each one first asks the loader whether
+ * any module came or went (one dl_iterate_phdr step): a module list that still lists an
+ * unloaded library would send the parser into whatever is mapped at its old address now. */
 static HTRI_NOINLINE struct cached_hit cached_miss(uintptr_t pc, uint64_t key)
 {
     const struct cached_snapshot *s = cached_current();
-    const struct cached_seg *seg = cached_find_seg(s, pc - 1);
-    if (!seg && cached_is_stale(s)) {
+    if (cached_is_stale(s)) {
         if (cached_rebuild() < 0)
             return cached_hit_of(HTRI_UNWIND_RULE_UNSUPPORTED);
         s = cached_current();
-        seg = cached_find_seg(s, pc - 1);
+        /* A module may have gone: rules computed under the old list must not be stored
+         * under the new epoch, and the caller's epoch bits are now old. */
+        key = (key & (CACHED_PC_LIMIT - 1)) |
+              atomic_load_explicit(&g_cached.epoch, memory_order_acquire)
+                  << CACHED_KEY_EPOCH_SHIFT;
     }
+    const struct cached_seg *seg = cached_find_seg(s, pc - 1);
     if (!seg)
         return cached_hit_of(HTRI_UNWIND_RULE_NONE);
     uint64_t rule = htri_unwind_cfi_rule(seg->eh_frame_hdr, pc - 1);
