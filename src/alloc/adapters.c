@@ -128,6 +128,8 @@ void *htr_sqlite_realloc(void *ptr, int size)
 {
     if (size <= 0)
         return NULL;
+    if (!ptr)
+        return sized_alloc(sqlite_allocator(), (size_t)size, RA());
     return sized_realloc(sqlite_allocator(), ptr, (size_t)size, RA());
 }
 

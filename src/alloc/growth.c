@@ -14,7 +14,8 @@
 static struct {
     pthread_once_t agent_once;
     size_t (*agent_live_bytes)(void); /* from the preloaded agent, if any */
-} g_growth = { PTHREAD_ONCE_INIT, NULL };
+    int (*agent_active)(void);        /* 0 once the agent stopped recording */
+} g_growth = { PTHREAD_ONCE_INIT, NULL, NULL };
 
 /* ---- statistics --------------------------------------------------------------------- */
 
@@ -107,13 +108,22 @@ static void growth_find_agent(void)
     void *sym = dlsym(RTLD_DEFAULT, "heaptrail_agent_live_bytes");
     if (sym)
         memcpy(&g_growth.agent_live_bytes, &sym, sizeof sym);
+    sym = dlsym(RTLD_DEFAULT, "heaptrail_agent_active");
+    if (sym)
+        memcpy(&g_growth.agent_active, &sym, sizeof sym);
 }
 
-static double growth_live(htr_tracking_t *tracking)
+/* The agent counts only while it records; a stopped agent would read as a flat 0. */
+static int growth_agent_usable(void)
+{
+    return g_growth.agent_live_bytes && (!g_growth.agent_active || g_growth.agent_active());
+}
+
+static double growth_live(htr_tracking_t *tracking, int use_agent)
 {
     if (tracking)
         return (double)htr_tracking_live_bytes(tracking);
-    if (g_growth.agent_live_bytes)
+    if (use_agent)
         return (double)g_growth.agent_live_bytes();
     return (double)mallinfo2().uordblks;
 }
@@ -257,7 +267,8 @@ htr_growth_verdict_t htr_growth_test(void (*op)(void *user, size_t iter), void *
         goto done;
     }
     pthread_once(&g_growth.agent_once, growth_find_agent);
-    res.source = o.tracking ? "tracking" : g_growth.agent_live_bytes ? "agent" : "mallinfo2";
+    int use_agent = !o.tracking && growth_agent_usable();
+    res.source = o.tracking ? "tracking" : use_agent ? "agent" : "mallinfo2";
 
     /* All our memory is taken before the run, so the mallinfo2 source sees only op's. */
     double *x = htri_alloc_meta_calloc(n, sizeof *x), *y = htri_alloc_meta_calloc(n, sizeof *y);
@@ -273,7 +284,7 @@ htr_growth_verdict_t htr_growth_test(void (*op)(void *user, size_t iter), void *
             op(user, res.warmup + i);
             if ((i + 1) % stride == 0 && k < n) {
                 x[k] = (double)(i + 1);
-                y[k] = growth_live(o.tracking);
+                y[k] = growth_live(o.tracking, use_agent);
                 rss[k++] = (double)htri_os_rss_bytes(&rss_fd);
             }
         }
@@ -283,7 +294,7 @@ htr_growth_verdict_t htr_growth_test(void (*op)(void *user, size_t iter), void *
         res.live_first = (size_t)y[0];
         res.live_last = (size_t)y[n - 1];
         double floor = o.min_bytes_per_iter > 0 ? o.min_bytes_per_iter
-                     : !o.tracking && !g_growth.agent_live_bytes && !long_mode ? 8.0 : 0.0;
+                     : !o.tracking && !use_agent && !long_mode ? 8.0 : 0.0;
         growth_run g = { x, y, n, alpha, floor };
         res.verdict = growth_classify(&g, &res);
         for (size_t i = 0; i < n_rss; i++) {
