@@ -75,12 +75,17 @@ HTR_API void *htr_realloc_array(htr_allocator_t a, void *ptr, size_t old_count,
                                 size_t new_count, size_t elem_size, size_t align);
 HTR_API void htr_free_array(htr_allocator_t a, void *ptr, size_t count, size_t elem_size,
                             size_t align);
-#define HTR_NEW_ARRAY(a, T, n) ((T *)htr_alloc_array((a), (n), sizeof(T), _Alignof(T)))
+#ifdef __cplusplus
+#define HTR_ALIGNOF(T) alignof(T)
+#else
+#define HTR_ALIGNOF(T) _Alignof(T)
+#endif
+#define HTR_NEW_ARRAY(a, T, n) ((T *)htr_alloc_array((a), (n), sizeof(T), HTR_ALIGNOF(T)))
 #define HTR_RESIZE_ARRAY(a, p, old_n, new_n) \
     ((__typeof__(p))htr_realloc_array((a), (p), (old_n), (new_n), sizeof(*(p)), \
-                                      _Alignof(__typeof__(*(p)))))
+                                      HTR_ALIGNOF(__typeof__(*(p)))))
 #define HTR_FREE_ARRAY(a, p, n) \
-    htr_free_array((a), (p), (n), sizeof(*(p)), _Alignof(__typeof__(*(p))))
+    htr_free_array((a), (p), (n), sizeof(*(p)), HTR_ALIGNOF(__typeof__(*(p))))
 
 /* Built-in parents (stateless, thread-safe). libc: malloc / aligned_alloc / realloc, with
  * in-place resize up to malloc_usable_size. pages: mmap'd pages per block, sizes rounded up

@@ -281,5 +281,17 @@ int main(void)
     workload w0 = { .a = libc };
     CHECK(htr_growth_test(op_fill, &w0, &tiny, NULL) == HTR_GROWTH_ERROR);
     CHECK_STR(htr_growth_verdict_name(HTR_PLATEAU), "plateau");
+    /* Out of memory for the sample arrays or the fit: an error, not a verdict. */
+    htr_growth_result_t res;
+    htri_alloc_meta_fail_after(0);
+    errno = 0;
+    CHECK(htr_growth_test(op_fill, &w0, NULL, &res) == HTR_GROWTH_ERROR && errno == ENOMEM);
+    CHECK(res.verdict == HTR_GROWTH_ERROR);
+    htri_trend tr;
+    double xs[4] = { 0, 1, 2, 3 }, ys[4] = { 0, 1, 2, 3 };
+    CHECK(htri_trend_fit(xs, ys, 4, &tr) == -ENOMEM);
+    htri_alloc_meta_fail_after(-1);
+    w0.fill_until = 0;
+    free_list(libc, &w0.kept);
     return CHECK_DONE();
 }

@@ -269,6 +269,13 @@ static void test_bookkeeping_oom(void)
     for (int k = 0; k < 4; k++)
         for (int i = 0; i < 32; i++)
             htr_free(layers[k], blocks[k][i], 16);
+    /* reports that cannot sort their blocks fail cleanly */
+    htri_alloc_meta_fail_after(0);
+    CHECK(htr_tracking_report(under, SINK, 10) == -ENOMEM);
+    htr_testing_result_t tres;
+    CHECK_EQ_U(htr_testing_finish(te, &tres), 0);
+    CHECK_EQ_U(htr_pool_report(po, SINK), 0);
+    htri_alloc_meta_fail_after(-1);
     htr_tracking_destroy(tr);
     htr_testing_destroy(te);
     htr_validating_destroy(v);
