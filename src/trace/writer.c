@@ -1,0 +1,341 @@
+/* Trace writer: encodes META records, compresses record buffers into zstd frames and appends
+ * them to the .htr file (layout in src/trace/format.h). Called by the agent's writer thread
+ * and by tests; all memory comes from our own pages so it is safe inside a traced process. */
+#define ZSTD_STATIC_LINKING_ONLY
+#include <string.h>
+#include <zstd.h>
+
+#include "base/common.h"
+#include "base/os.h"
+#include "trace/writer.h"
+
+/* zstd's workspace over our own pages: a 16-byte header keeps the mapping size. */
+static void *writer_zalloc(void *opaque, size_t size)
+{
+    (void)opaque;
+    size_t total;
+    if (htri_add_overflow(size, 16, &total))
+        return NULL;
+    uint8_t *p = htri_os_pages_alloc(total);
+    if (!p)
+        return NULL;
+    memcpy(p, &total, sizeof total);
+    return p + 16;
+}
+
+static void writer_zfree(void *opaque, void *ptr)
+{
+    (void)opaque;
+    if (!ptr)
+        return;
+    uint8_t *p = (uint8_t *)ptr - 16;
+    size_t total;
+    memcpy(&total, p, sizeof total);
+    htri_os_pages_free(p, total);
+}
+
+int htri_writer_init(htri_writer *w)
+{
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
+    ZSTD_customMem cm = { writer_zalloc, writer_zfree, NULL };
+    ZSTD_CCtx *cctx = ZSTD_createCCtx_advanced(cm);
+    if (!cctx)
+        return w->error = -ENOMEM;
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, HTR_ZSTD_LEVEL);
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+    w->cctx = cctx;
+    return 0;
+}
+
+int htri_writer_start(htri_writer *w, int fd, const htri_file_header *h)
+{
+    if (w->error)
+        return w->error;
+    uint8_t hdr[HTRI_FILE_HEADER_SIZE];
+    htri_file_header_encode(h, hdr);
+    w->fd = fd;
+    int rc = htri_os_write_all(fd, hdr, sizeof hdr);
+    if (rc < 0)
+        return w->error = rc;
+    w->bytes_written += sizeof hdr;
+    return 0;
+}
+
+int htri_writer_frame(htri_writer *w, uint8_t kind, uint32_t tid, uint32_t n_records,
+                      uint64_t t_first, uint64_t t_last, const void *raw, size_t raw_size)
+{
+    if (w->error)
+        return w->error;
+    if (!w->cctx || w->fd < 0)
+        return w->error = -EBADF;
+    if (raw_size > HTRI_FRAME_MAX_RAW)
+        return w->error = -EINVAL;
+    size_t need = HTRI_FRAME_HEADER_SIZE + ZSTD_compressBound(raw_size);
+    if (need > w->cbuf_cap) {
+        size_t cap = w->cbuf_cap ? w->cbuf_cap : 256 * 1024;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *nb = htri_os_pages_alloc(cap);
+        if (!nb)
+            return w->error = -ENOMEM;
+        htri_os_pages_free(w->cbuf, w->cbuf_cap);
+        w->cbuf = nb;
+        w->cbuf_cap = cap;
+    }
+    size_t csize = ZSTD_compress2(w->cctx, w->cbuf + HTRI_FRAME_HEADER_SIZE,
+                                  w->cbuf_cap - HTRI_FRAME_HEADER_SIZE, raw, raw_size);
+    if (ZSTD_isError(csize))
+        return w->error = -EIO;
+    if (t_last < t_first)
+        t_last = t_first;
+    htri_frame_header fh = {
+        .kind = kind, .tid = tid, .n_records = n_records, .raw_size = (uint32_t)raw_size,
+        .comp_size = (uint32_t)csize, .t_first = t_first, .t_last = t_last, .seq = w->seq,
+    };
+    htri_frame_header_encode(&fh, w->cbuf);
+    /* One write per frame: a crash leaves at worst one partial frame at the end. */
+    int rc = htri_os_write_all(w->fd, w->cbuf, HTRI_FRAME_HEADER_SIZE + csize);
+    if (rc < 0)
+        return w->error = rc;
+    w->seq++;
+    w->bytes_written += HTRI_FRAME_HEADER_SIZE + csize;
+    return 0;
+}
+
+void htri_writer_fini(htri_writer *w)
+{
+    if (w->cctx)
+        ZSTD_freeCCtx(w->cctx);
+    w->cctx = NULL;
+    htri_os_pages_free(w->cbuf, w->cbuf_cap);
+    w->cbuf = NULL;
+    w->cbuf_cap = 0;
+}
+
+int htri_recbuf_room(htri_recbuf *b, size_t need)
+{
+    if (b->error)
+        return b->error;
+    size_t want;
+    if (htri_add_overflow(b->len, need, &want))
+        return b->error = -ENOMEM;
+    if (want <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64 * 1024;
+    while (cap < want)
+        cap *= 2;
+    uint8_t *nd = htri_os_pages_alloc(cap);
+    if (!nd)
+        return b->error = -ENOMEM;
+    if (b->len)
+        memcpy(nd, b->data, b->len);
+    htri_os_pages_free(b->data, b->cap);
+    b->data = nd;
+    b->cap = cap;
+    return 0;
+}
+
+void htri_recbuf_reset(htri_recbuf *b)
+{
+    b->len = 0;
+    b->n_records = 0;
+    b->t_first = b->t_last = 0;
+    b->error = 0;
+}
+
+void htri_recbuf_free(htri_recbuf *b)
+{
+    htri_os_pages_free(b->data, b->cap);
+    memset(b, 0, sizeof *b);
+}
+
+int htri_writer_flush_recbuf(htri_writer *w, htri_recbuf *b, uint8_t kind, uint32_t tid)
+{
+    int rc = 0;
+    if (b->n_records)
+        rc = htri_writer_frame(w, kind, tid, b->n_records, b->t_first, b->t_last, b->data, b->len);
+    htri_recbuf_reset(b);
+    return rc;
+}
+
+/* Bookkeeping shared by the encoders: the record count and the frame's time range. */
+static void rec_done(htri_recbuf *b, uint8_t *end, int has_t, uint64_t t)
+{
+    b->len = (size_t)(end - b->data);
+    if (has_t) {
+        if (!b->n_records || t < b->t_first)
+            b->t_first = t;
+        if (t > b->t_last)
+            b->t_last = t;
+    }
+    b->n_records++;
+}
+
+static uint8_t *rec_str(uint8_t *p, const void *s, size_t len)
+{
+    p = htri_varint_put(p, len);
+    if (len)
+        memcpy(p, s, len);
+    return p + len;
+}
+
+int htri_rec_info(htri_recbuf *b, const char *key, const char *val, size_t val_len)
+{
+    size_t klen = strlen(key);
+    if (htri_recbuf_room(b, 1 + 2 * HTRI_VARINT_MAX + klen + val_len))
+        return -ENOMEM;
+    uint8_t *p = b->data + b->len;
+    *p++ = HTRI_REC_INFO;
+    p = rec_str(p, key, klen);
+    p = rec_str(p, val, val_len);
+    rec_done(b, p, 0, 0);
+    return 0;
+}
+
+int htri_rec_module(htri_recbuf *b, uint64_t id, uint64_t bias, uint64_t start, uint64_t end,
+                    const uint8_t *build_id, size_t build_id_len, const char *path,
+                    size_t path_len, uint64_t t)
+{
+    if (htri_recbuf_room(b, 1 + 7 * HTRI_VARINT_MAX + build_id_len + path_len))
+        return -ENOMEM;
+    uint8_t *p = b->data + b->len;
+    *p++ = HTRI_REC_MODULE;
+    p = htri_varint_put(p, id);
+    p = htri_varint_put(p, bias);
+    p = htri_varint_put(p, start);
+    p = htri_varint_put(p, end);
+    p = rec_str(p, build_id, build_id_len);
+    p = rec_str(p, path, path_len);
+    p = htri_varint_put(p, t);
+    rec_done(b, p, 1, t);
+    return 0;
+}
+
+int htri_rec_module_unload(htri_recbuf *b, uint64_t id, uint64_t t)
+{
+    if (htri_recbuf_room(b, 1 + 2 * HTRI_VARINT_MAX))
+        return -ENOMEM;
+    uint8_t *p = b->data + b->len;
+    *p++ = HTRI_REC_MODULE_UNLOAD;
+    p = htri_varint_put(p, id);
+    p = htri_varint_put(p, t);
+    rec_done(b, p, 1, t);
+    return 0;
+}
+
+int htri_rec_nodes(htri_recbuf *b, uint32_t first_id, uint32_t count, const uint32_t *parent,
+                   const uintptr_t *pc)
+{
+    size_t body;
+    if (htri_mul_overflow(count, 2 * HTRI_VARINT_MAX, &body) ||
+        htri_recbuf_room(b, 1 + 2 * HTRI_VARINT_MAX + body))
+        return -ENOMEM;
+    uint8_t *p = b->data + b->len;
+    *p++ = HTRI_REC_NODES;
+    p = htri_varint_put(p, first_id);
+    p = htri_varint_put(p, count);
+    for (uint32_t i = 0; i < count; i++) {
+        p = htri_varint_put(p, (uint64_t)(first_id + i - parent[i]));
+        p = htri_varint_put(p, pc[i]);
+    }
+    rec_done(b, p, 0, 0);
+    return 0;
+}
+
+int htri_rec_thread(htri_recbuf *b, uint32_t tid, uint64_t t, const char *name, size_t name_len)
+{
+    if (htri_recbuf_room(b, 1 + 3 * HTRI_VARINT_MAX + name_len))
+        return -ENOMEM;
+    uint8_t *p = b->data + b->len;
+    *p++ = HTRI_REC_THREAD;
+    p = htri_varint_put(p, tid);
+    p = htri_varint_put(p, t);
+    p = rec_str(p, name, name_len);
+    rec_done(b, p, 1, t);
+    return 0;
+}
+
+int htri_rec_thread_end(htri_recbuf *b, uint32_t tid, uint64_t t)
+{
+    if (htri_recbuf_room(b, 1 + 2 * HTRI_VARINT_MAX))
+        return -ENOMEM;
+    uint8_t *p = b->data + b->len;
+    *p++ = HTRI_REC_THREAD_END;
+    p = htri_varint_put(p, tid);
+    p = htri_varint_put(p, t);
+    rec_done(b, p, 1, t);
+    return 0;
+}
+
+int htri_rec_rss(htri_recbuf *b, uint64_t t, uint64_t rss_bytes)
+{
+    if (htri_recbuf_room(b, 1 + 2 * HTRI_VARINT_MAX))
+        return -ENOMEM;
+    uint8_t *p = b->data + b->len;
+    *p++ = HTRI_REC_RSS;
+    p = htri_varint_put(p, t);
+    p = htri_varint_put(p, rss_bytes);
+    rec_done(b, p, 1, t);
+    return 0;
+}
+
+int htri_rec_fork_base(htri_recbuf *b, uint64_t t, uint32_t parent_pid, uint64_t allocs,
+                       uint64_t frees, uint64_t bytes)
+{
+    if (htri_recbuf_room(b, 1 + 5 * HTRI_VARINT_MAX))
+        return -ENOMEM;
+    uint8_t *p = b->data + b->len;
+    *p++ = HTRI_REC_FORK_BASE;
+    p = htri_varint_put(p, t);
+    p = htri_varint_put(p, parent_pid);
+    p = htri_varint_put(p, allocs);
+    p = htri_varint_put(p, frees);
+    p = htri_varint_put(p, bytes);
+    rec_done(b, p, 1, t);
+    return 0;
+}
+
+int htri_rec_message(htri_recbuf *b, uint64_t t, uint32_t level, const char *text, size_t len)
+{
+    if (htri_recbuf_room(b, 1 + 3 * HTRI_VARINT_MAX + len))
+        return -ENOMEM;
+    uint8_t *p = b->data + b->len;
+    *p++ = HTRI_REC_MESSAGE;
+    p = htri_varint_put(p, t);
+    p = htri_varint_put(p, level);
+    p = rec_str(p, text, len);
+    rec_done(b, p, 1, t);
+    return 0;
+}
+
+int htri_rec_end(htri_recbuf *b, uint64_t t, uint32_t how, uint64_t status, uint64_t peak_rss,
+                 uint64_t dropped, uint64_t allocs, uint64_t frees, uint64_t bytes)
+{
+    if (htri_recbuf_room(b, 1 + 8 * HTRI_VARINT_MAX))
+        return -ENOMEM;
+    uint8_t *p = b->data + b->len;
+    *p++ = HTRI_REC_END;
+    p = htri_varint_put(p, t);
+    p = htri_varint_put(p, how);
+    p = htri_varint_put(p, status);
+    p = htri_varint_put(p, peak_rss);
+    p = htri_varint_put(p, dropped);
+    p = htri_varint_put(p, allocs);
+    p = htri_varint_put(p, frees);
+    p = htri_varint_put(p, bytes);
+    rec_done(b, p, 1, t);
+    return 0;
+}
+
+int htri_rec_raw(htri_recbuf *b, uint8_t tag, const void *body, size_t len, uint64_t t)
+{
+    if (htri_recbuf_room(b, 1 + len))
+        return -ENOMEM;
+    uint8_t *p = b->data + b->len;
+    *p++ = tag;
+    if (len)
+        memcpy(p, body, len);
+    rec_done(b, p + len, 1, t);
+    return 0;
+}
