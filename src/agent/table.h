@@ -35,5 +35,10 @@ size_t htri_table_snapshot(htri_block *out, size_t cap);
 /* Fork and stop-the-world support: take / release every shard lock, in a fixed order. */
 void htri_table_lock_all(void);
 void htri_table_unlock_all(void);
+/* Calls fn on every live block (any order) until it returns nonzero. Same locking rule as
+ * htri_table_snapshot; fn must not touch the table. Returns the number of blocks visited. */
+size_t htri_table_foreach(int (*fn)(void *user, const htri_block *b), void *user);
+/* Forked child only: clears every shard lock (the parent's holders no longer exist). */
+void htri_table_reset_locks(void);
 
 #endif

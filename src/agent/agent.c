@@ -1,0 +1,1372 @@
+/* The recording core of the preloaded agent: options, per-thread event buffers, the writer
+ * thread and the process lifecycle (fork, exec, exit, fatal signals). hooks.c calls in here
+ * after the real allocator call; everything below runs under the hooks' reentrancy guard.
+ *
+ *   hook -> stack id (stacks.c) -> live table (table.c) -> thread buffer --full/idle-->
+ *        queue -> writer thread: MODULE, NODES, THREAD (META) then EVENTS frames -> file */
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent/agent_int.h"
+#include "base/common.h"
+#include "base/fmt.h"
+#include "base/os.h"
+#include "unwind/unwind.h"
+
+extern char **environ;
+extern char *program_invocation_short_name;
+
+#define AGENT_PATH_MAX 4096
+#define AGENT_OPTS_MAX 4096
+#define AGENT_BUFS_PER_SLAB 16
+#define AGENT_THREADS_PER_SLAB 64
+#define AGENT_MMAP_SLOTS 4096
+#define AGENT_SIGNAL_SPINS 2000000     /* bounded lock attempts from a fatal-signal handler */
+
+/*  A thread's event buffer; its data is one EVENTS frame in the making.
+ *   +------+-----+-----------+--------+--------+------+---------+------------------------+
+ *   | next | tid | n_records | t_first| t_last | used | evstate | data[HTR_TBUF_BYTES]   |
+ *   +------+-----+-----------+--------+--------+------+---------+------------------------+ */
+typedef struct agent_buf {
+    struct agent_buf *next;
+    uint32_t tid, n_records;
+    uint64_t t_first, t_last;
+    size_t used;
+    htri_evstate ev;
+    uint8_t data[HTR_TBUF_BYTES];
+} agent_buf;
+
+/* One per thread that ever recorded; never freed (forked children and late frees in key
+ * destructors may still reach it). The owner takes `lock` per event; the writer thread
+ * only try-locks it to steal a partial buffer. */
+typedef struct agent_thread {
+    volatile int lock;
+    int tid;
+    int announced;             /* THREAD record written to the current file */
+    int end_pending;           /* THREAD_END to write */
+    int dead;                  /* exited (or did not survive fork) */
+    uint64_t t_end;
+    agent_buf *buf;
+    uint64_t n_allocs, n_frees, bytes_allocated;   /* memcheck-style, this thread */
+    struct agent_thread *next;
+} agent_thread;
+
+typedef struct agent_mmap { uintptr_t addr; size_t len; } agent_mmap;
+
+enum { AGENT_FILE_NONE = 0, AGENT_FILE_OPEN = 1, AGENT_FILE_FAILED = 2 };
+
+static struct {
+    /* state */
+    _Atomic int early_done;
+    volatile int early_lock;
+    _Atomic int stopped;            /* an error stopped recording for good */
+    _Atomic int finished;           /* END written (or exec pending) */
+    int late_done;
+    int pid, ppid;
+    uint64_t start_mono, start_real;
+    /* options */
+    char out[AGENT_PATH_MAX];
+    int main_pid;
+    htri_unwind_mode unwind_mode;
+    int depth;
+    int trace_children;
+    char session[AGENT_PATH_MAX];
+    int freeres;
+    int record_events;
+    char options_raw[AGENT_OPTS_MAX];
+    char child_env[AGENT_OPTS_MAX + 64];
+    /* threads */
+    volatile int reg_lock;
+    agent_thread *threads;         /* list, grows only; published with release */
+    agent_thread *thread_free;     /* carve pointer of the current slab */
+    int thread_free_left;
+    pthread_key_t key;
+    int key_ok;
+    /* buffers */
+    volatile int pool_lock;
+    agent_buf *pool;
+    volatile int queue_lock;
+    agent_buf *q_head, *q_tail;
+    size_t q_bytes;
+    _Atomic uint32_t wake;         /* futex the writer sleeps on */
+    /* writer */
+    volatile int wlock;
+    htri_writer w;
+    htri_recbuf meta;
+    htri_recbuf extra;             /* leak/error records from other parts, after NODES */
+    int file_state;
+    int fd;
+    char path[AGENT_PATH_MAX];
+    int file_wanted;               /* parent: after the constructor; child: after 1st event */
+    pthread_t writer;
+    int writer_running;
+    _Atomic int writer_stop;
+    _Atomic int writer_in_dl;      /* writer inside dl_iterate_phdr: producers must not wait */
+    uint32_t nodes_written;
+    int rss_fd;
+    uint64_t rss_peak, t_rss;
+    _Atomic int modules_dirty;
+    _Atomic uint64_t dropped;
+    char stop_msg[256];
+    _Atomic int stop_msg_pending;
+    /* exit */
+    int exit_status_known, exit_status;
+    /* fork */
+    int forked;
+    int parent_pid;
+    _Atomic int inherit_pending;
+    uint64_t fork_t, fork_allocs, fork_frees, fork_bytes;
+    /* anonymous mappings */
+    volatile int mmap_lock;
+    agent_mmap *mmaps;
+} g_agent = { .fd = -1, .rss_fd = -1 };
+
+static __thread agent_thread *t_self __attribute__((tls_model("initial-exec")));
+__thread int htri_agent_guard __attribute__((tls_model("initial-exec")));
+
+/* ---- small locks ---- */
+
+static inline void agent_spin_lock(volatile int *l)
+{
+    while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
+        int spins = 0;
+        while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+            if (++spins < 200)
+                __builtin_ia32_pause();
+            else
+                sched_yield();
+        }
+    }
+}
+static inline int agent_spin_trylock(volatile int *l)
+{
+    return !__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE);
+}
+/* Bounded: for the fatal-signal path, which must never deadlock on a lock its own thread
+ * was holding when the signal came. */
+static int agent_spin_lock_bounded(volatile int *l, long spins)
+{
+    for (long i = 0; i < spins; i++) {
+        if (agent_spin_trylock(l))
+            return 1;
+        __builtin_ia32_pause();
+    }
+    return 0;
+}
+static inline void agent_spin_unlock(volatile int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+
+static void agent_futex_wake(_Atomic uint32_t *w)
+{
+    atomic_fetch_add_explicit(w, 1, memory_order_release);
+    syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+uint64_t htri_agent_now(void) { return htri_os_now_ns() - g_agent.start_mono; }
+
+/* ---- options ---- */
+
+static size_t agent_strlcpy(char *dst, const char *src, size_t cap)
+{
+    size_t n = strlen(src);
+    size_t c = n < cap - 1 ? n : cap - 1;
+    memcpy(dst, src, c);
+    dst[c] = 0;
+    return n;
+}
+
+static long agent_atol(const char *s, int *ok)
+{
+    long v = 0, sign = 1;
+    *ok = 0;
+    if (*s == '-') { sign = -1; s++; }
+    while (*s >= '0' && *s <= '9') { v = v * 10 + (*s++ - '0'); *ok = 1; }
+    if (*s) *ok = 0;
+    return v * sign;
+}
+
+static void agent_parse_option(const char *key, size_t klen, const char *val)
+{
+    int ok;
+#define KEY_IS(k) (klen == sizeof(k) - 1 && memcmp(key, k, klen) == 0)
+    if (KEY_IS("out")) {
+        agent_strlcpy(g_agent.out, val, sizeof g_agent.out);
+    } else if (KEY_IS("main_pid")) {
+        g_agent.main_pid = (int)agent_atol(val, &ok);
+    } else if (KEY_IS("unwind")) {
+        if (htri_unwind_parse_mode(val, &g_agent.unwind_mode) < 0)
+            htri_fdprintf(2, "heaptrail: unknown unwind mode '%s' ignored\n", val);
+    } else if (KEY_IS("depth")) {
+        long d = agent_atol(val, &ok);
+        if (ok && d >= 0)
+            g_agent.depth = d > HTR_MAX_DEPTH ? HTR_MAX_DEPTH : (int)d;
+    } else if (KEY_IS("trace_children")) {
+        g_agent.trace_children = val[0] == '1';
+    } else if (KEY_IS("session")) {
+        agent_strlcpy(g_agent.session, val, sizeof g_agent.session);
+    } else if (KEY_IS("freeres")) {
+        g_agent.freeres = val[0] != '0';
+    } else if (KEY_IS("record")) {
+        if (strcmp(val, "none") == 0)
+            g_agent.record_events = 0;
+        else if (strcmp(val, "full") == 0)
+            g_agent.record_events = 1;
+        else
+            htri_fdprintf(2, "heaptrail: unknown record mode '%s' ignored\n", val);
+    } else {
+        htri_fdprintf(2, "heaptrail: unknown option '%.*s' ignored\n", (int)klen, key);
+    }
+#undef KEY_IS
+}
+
+static void agent_parse_options(const char *s)
+{
+    char item[AGENT_PATH_MAX + 64];
+    while (*s) {
+        const char *end = strchr(s, ';');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        if (len > 0 && len < sizeof item) {
+            memcpy(item, s, len);
+            item[len] = 0;
+            char *eq = strchr(item, '=');
+            if (eq) {
+                *eq = 0;
+                agent_parse_option(item, (size_t)(eq - item), eq + 1);
+            } else {
+                agent_parse_option(item, len, "");
+            }
+        }
+        if (!end)
+            break;
+        s = end + 1;
+    }
+}
+
+/* Removes every libheaptrail-preload entry from LD_PRELOAD in place, so exec'd children
+ * run untraced. The string lives in the initial environment block, which is writable. */
+static void agent_strip_preload(char *entry)
+{
+    char *v = entry + strlen("LD_PRELOAD=");
+    char *r = v, *w = v;
+    while (*r) {
+        while (*r == ':' || *r == ' ')
+            r++;
+        char *tok = r;
+        while (*r && *r != ':' && *r != ' ')
+            r++;
+        size_t len = (size_t)(r - tok);
+        if (!len)
+            break;
+        int ours = 0;
+        for (size_t i = 0; i + 20 <= len; i++)
+            if (memcmp(tok + i, "libheaptrail-preload", 20) == 0)
+                ours = 1;
+        if (ours)
+            continue;
+        if (w != v)
+            *w++ = ':';
+        memmove(w, tok, len);
+        w += len;
+    }
+    *w = 0;
+}
+
+static void agent_read_environ(void)
+{
+    char **env = environ;
+    const char *opts = NULL;
+    char *preload = NULL;
+    for (size_t i = 0; env && env[i]; i++) {
+        if (strncmp(env[i], "HEAPTRAIL_OPTIONS=", 18) == 0)
+            opts = env[i] + 18;
+        else if (strncmp(env[i], "LD_PRELOAD=", 11) == 0)
+            preload = env[i];
+    }
+    if (opts) {
+        agent_strlcpy(g_agent.options_raw, opts, sizeof g_agent.options_raw);
+        agent_parse_options(g_agent.options_raw);
+    }
+    htri_fmt(g_agent.child_env, sizeof g_agent.child_env, "HEAPTRAIL_OPTIONS=%s;main_pid=-1",
+             g_agent.options_raw);
+    if (preload && !g_agent.trace_children)
+        agent_strip_preload(preload);
+}
+
+/* ---- init ---- */
+
+int htri_agent_init_early(void)
+{
+    if (atomic_load_explicit(&g_agent.early_done, memory_order_acquire))
+        return 0;
+    agent_spin_lock(&g_agent.early_lock);
+    if (atomic_load_explicit(&g_agent.early_done, memory_order_relaxed)) {
+        agent_spin_unlock(&g_agent.early_lock);
+        return 0;
+    }
+    g_agent.start_mono = htri_os_now_ns();
+    g_agent.start_real = htri_os_realtime_ns();
+    g_agent.pid = htri_os_getpid();
+    g_agent.ppid = (int)syscall(SYS_getppid);
+    g_agent.depth = HTR_DEFAULT_DEPTH;
+    g_agent.unwind_mode = HTRI_UNWIND_DWARF;
+    g_agent.freeres = 1;
+    g_agent.record_events = 1;
+    agent_read_environ();
+    int rc = htri_table_init();
+    if (rc == 0)
+        rc = htri_stacks_init();
+    if (rc == 0) {
+        g_agent.mmaps = htri_os_pages_alloc(AGENT_MMAP_SLOTS * sizeof(agent_mmap));
+        if (!g_agent.mmaps)
+            rc = -ENOMEM;
+    }
+    if (rc == 0 && htri_writer_init(&g_agent.w) < 0)
+        rc = -ENOMEM;
+    if (rc == 0 && htri_unwind_init(g_agent.unwind_mode) < 0 &&
+        htri_unwind_init(HTRI_UNWIND_FP) < 0)
+        rc = -EIO;
+    if (rc < 0) {
+        atomic_store(&g_agent.stopped, 1);
+        htri_fdprintf(2, "heaptrail: cannot initialise the agent (%d): stopped recording\n", rc);
+    }
+    atomic_store_explicit(&g_agent.early_done, 1, memory_order_release);
+    agent_spin_unlock(&g_agent.early_lock);
+    return rc;
+}
+
+int htri_agent_depth(void) { return g_agent.depth; }
+int htri_agent_freeres(void) { return g_agent.freeres; }
+int htri_agent_trace_children(void) { return g_agent.trace_children; }
+const char *htri_agent_child_options_env(void) { return g_agent.child_env; }
+
+int htri_agent_tracking(void)
+{
+    return atomic_load_explicit(&g_agent.early_done, memory_order_acquire) &&
+           !atomic_load_explicit(&g_agent.stopped, memory_order_relaxed) &&
+           !atomic_load_explicit(&g_agent.finished, memory_order_relaxed);
+}
+int htri_agent_recording(void) { return htri_agent_tracking() && g_agent.record_events; }
+int htri_agent_active(void) { return htri_agent_tracking(); }
+
+void htri_agent_stop(const char *why)
+{
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&g_agent.stopped, &expected, 1))
+        return;
+    htri_fdprintf(2, "heaptrail: %s: stopped recording\n", why);
+    htri_fmt(g_agent.stop_msg, sizeof g_agent.stop_msg, "%s: stopped recording", why);
+    atomic_store(&g_agent.stop_msg_pending, 1);
+}
+
+/* ---- threads and buffers ---- */
+
+static void agent_thread_exit(void *arg);
+
+static agent_thread *agent_thread_new(void)
+{
+    agent_spin_lock(&g_agent.reg_lock);
+    if (!g_agent.thread_free_left) {
+        g_agent.thread_free = htri_os_pages_alloc(AGENT_THREADS_PER_SLAB * sizeof(agent_thread));
+        g_agent.thread_free_left = g_agent.thread_free ? AGENT_THREADS_PER_SLAB : 0;
+    }
+    agent_thread *t = NULL;
+    if (g_agent.thread_free_left) {
+        t = g_agent.thread_free++;
+        g_agent.thread_free_left--;
+        t->tid = htri_os_gettid();
+        t->next = g_agent.threads;
+        __atomic_store_n(&g_agent.threads, t, __ATOMIC_RELEASE);
+    }
+    agent_spin_unlock(&g_agent.reg_lock);
+    return t;
+}
+
+static inline agent_thread *agent_self(void)
+{
+    agent_thread *t = t_self;
+    if (htri_likely(t != NULL))
+        return t;
+    t = agent_thread_new();
+    if (!t) {
+        htri_agent_stop("out of memory for thread state");
+        return NULL;
+    }
+    t_self = t;
+    /* Keys below PTHREAD_KEY_2NDLEVEL_SIZE need no allocation in setspecific. */
+    if (g_agent.key_ok)
+        pthread_setspecific(g_agent.key, t);
+    return t;
+}
+
+static agent_buf *agent_buf_get(void)
+{
+    agent_spin_lock(&g_agent.pool_lock);
+    if (!g_agent.pool) {
+        agent_buf *slab = htri_os_pages_alloc(AGENT_BUFS_PER_SLAB * sizeof(agent_buf));
+        if (slab) {
+            for (int i = 0; i < AGENT_BUFS_PER_SLAB; i++) {
+                slab[i].next = g_agent.pool;
+                g_agent.pool = &slab[i];
+            }
+        }
+    }
+    agent_buf *b = g_agent.pool;
+    if (b)
+        g_agent.pool = b->next;
+    agent_spin_unlock(&g_agent.pool_lock);
+    if (b) {
+        b->next = NULL;
+        b->n_records = 0;
+        b->used = 0;
+    }
+    return b;
+}
+
+static void agent_buf_put(agent_buf *b)
+{
+    agent_spin_lock(&g_agent.pool_lock);
+    b->next = g_agent.pool;
+    g_agent.pool = b;
+    agent_spin_unlock(&g_agent.pool_lock);
+}
+
+static void agent_enqueue(agent_buf *b)
+{
+    agent_spin_lock(&g_agent.queue_lock);
+    b->next = NULL;
+    if (g_agent.q_tail)
+        g_agent.q_tail->next = b;
+    else
+        g_agent.q_head = b;
+    g_agent.q_tail = b;
+    g_agent.q_bytes += b->used;
+    agent_spin_unlock(&g_agent.queue_lock);
+}
+
+/* Producer back-pressure: never drop, wait for the writer instead (unless it cannot run:
+ * not started, stopped, or inside the loader lock the waiting thread may hold). */
+static void agent_wait_queue(void)
+{
+    while (__atomic_load_n(&g_agent.q_bytes, __ATOMIC_RELAXED) > HTR_MAX_QUEUED_BYTES &&
+           g_agent.writer_running && !atomic_load(&g_agent.writer_in_dl) &&
+           htri_agent_recording()) {
+        agent_futex_wake(&g_agent.wake);
+        struct timespec ts = { 0, 1000000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void agent_emit_inherit(void);
+
+/* Room for `need` bytes in t's buffer (t locked). Returns the buffer or NULL. A full
+ * buffer is handed to the writer; the caller must call agent_after_event() after unlock. */
+static inline agent_buf *agent_room(agent_thread *t, size_t need, int *handed)
+{
+    agent_buf *b = t->buf;
+    if (htri_likely(b && b->used + need <= HTR_TBUF_BYTES))
+        return b;
+    if (b) {
+        agent_enqueue(b);
+        *handed = 1;
+    }
+    b = t->buf = agent_buf_get();
+    if (!b)
+        return NULL;
+    b->tid = (uint32_t)t->tid;
+    return b;
+}
+
+static inline void agent_stamp(agent_buf *b, uint64_t t)
+{
+    if (b->n_records == 0) {
+        b->t_first = t;
+        b->ev.t_prev = t;
+        b->ev.addr_prev = 0;
+    }
+    b->t_last = t;
+    b->n_records++;
+}
+
+static void agent_after_handoff(void)
+{
+    agent_futex_wake(&g_agent.wake);
+    agent_wait_queue();
+}
+
+/* First event of a forked child: its trace starts with the blocks inherited from the parent. */
+static inline void agent_check_inherit(void)
+{
+    if (htri_unlikely(atomic_load_explicit(&g_agent.inherit_pending, memory_order_acquire)))
+        agent_emit_inherit();
+}
+
+void htri_agent_on_alloc(uint8_t family, void *p, size_t size, const uintptr_t *pcs, int n_pcs)
+{
+    agent_check_inherit();
+    uint32_t node;
+    if (htri_unlikely(htri_stacks_intern(pcs, n_pcs, &node) < 0)) {
+        htri_agent_stop("stack table full");
+        return;
+    }
+    htri_block blk = { (uintptr_t)p, size, node, family, 0, 0 };
+    if (htri_unlikely(htri_table_insert(&blk) < 0)) {
+        htri_agent_stop("live-block table full");
+        return;
+    }
+    agent_thread *t = agent_self();
+    if (!t)
+        return;
+    agent_spin_lock(&t->lock);
+    t->n_allocs++;
+    t->bytes_allocated += size;
+    int handed = 0;
+    if (g_agent.record_events) {
+        agent_buf *b = agent_room(t, HTRI_EVENT_MAX, &handed);
+        if (b) {
+            uint64_t now = htri_agent_now();
+            agent_stamp(b, now);
+            b->used = (size_t)(htri_ev_put_block(b->data + b->used, &b->ev,
+                                                 (uint8_t)(HTRI_REC_ALLOC + family), now, size,
+                                                 node, (uintptr_t)p) - b->data);
+        }
+    }
+    agent_spin_unlock(&t->lock);
+    if (handed)
+        agent_after_handoff();
+}
+
+void htri_agent_on_free(uint8_t ffamily, void *p)
+{
+    agent_check_inherit();
+    if (htri_table_remove((uintptr_t)p, NULL) < 0)
+        return;  /* not ours to count: allocated before us, by us, or while stopped */
+    agent_thread *t = agent_self();
+    if (!t)
+        return;
+    agent_spin_lock(&t->lock);
+    t->n_frees++;
+    int handed = 0;
+    if (g_agent.record_events) {
+        agent_buf *b = agent_room(t, HTRI_EVENT_MAX, &handed);
+        if (b) {
+            uint64_t now = htri_agent_now();
+            agent_stamp(b, now);
+            b->used = (size_t)(htri_ev_put_free(b->data + b->used, &b->ev,
+                                                (uint8_t)(HTRI_REC_FREE + ffamily), now,
+                                                (uintptr_t)p) - b->data);
+        }
+    }
+    agent_spin_unlock(&t->lock);
+    if (handed)
+        agent_after_handoff();
+}
+
+void htri_agent_on_realloc(void *old_p, void *new_p, size_t size, const uintptr_t *pcs, int n_pcs)
+{
+    agent_check_inherit();
+    /* hooks.c removed old_p from the table before the real realloc (so no other thread's
+     * new block at a recycled address is lost); a FREE is due iff it was there. */
+    int freed = old_p != NULL;
+    uint32_t node = 0;
+    if (new_p) {
+        if (htri_unlikely(htri_stacks_intern(pcs, n_pcs, &node) < 0)) {
+            htri_agent_stop("stack table full");
+            return;
+        }
+        htri_block blk = { (uintptr_t)new_p, size, node, HTRI_FAM_REALLOC, 0, 0 };
+        if (htri_unlikely(htri_table_insert(&blk) < 0)) {
+            htri_agent_stop("live-block table full");
+            return;
+        }
+    }
+    agent_thread *t = agent_self();
+    if (!t)
+        return;
+    agent_spin_lock(&t->lock);
+    int handed = 0;
+    uint64_t now = htri_agent_now();
+    if (freed)
+        t->n_frees++;
+    if (new_p) {
+        t->n_allocs++;
+        t->bytes_allocated += size;
+    }
+    if (g_agent.record_events) {
+        agent_buf *b = agent_room(t, 2 * HTRI_EVENT_MAX, &handed);
+        if (b) {
+            uint8_t *w = b->data + b->used;
+            if (freed) {
+                agent_stamp(b, now);
+                w = htri_ev_put_free(w, &b->ev, HTRI_REC_FREE + HTRI_FFAM_REALLOC, now,
+                                     (uintptr_t)old_p);
+            }
+            if (new_p) {
+                agent_stamp(b, now);
+                w = htri_ev_put_block(w, &b->ev, HTRI_REC_ALLOC + HTRI_FAM_REALLOC, now, size,
+                                      node, (uintptr_t)new_p);
+            }
+            b->used = (size_t)(w - b->data);
+        }
+    }
+    agent_spin_unlock(&t->lock);
+    if (handed)
+        agent_after_handoff();
+}
+
+void htri_agent_on_failed(uint8_t family, size_t size, const uintptr_t *pcs, int n_pcs)
+{
+    if (!g_agent.record_events)
+        return;
+    agent_check_inherit();
+    uint32_t node;
+    if (htri_stacks_intern(pcs, n_pcs, &node) < 0)
+        node = 0;
+    agent_thread *t = agent_self();
+    if (!t)
+        return;
+    agent_spin_lock(&t->lock);
+    int handed = 0;
+    agent_buf *b = agent_room(t, HTRI_EVENT_MAX, &handed);
+    if (b) {
+        uint64_t now = htri_agent_now();
+        agent_stamp(b, now);
+        b->used = (size_t)(htri_ev_put_failed(b->data + b->used, &b->ev, now, size, node, family) -
+                           b->data);
+    }
+    agent_spin_unlock(&t->lock);
+    if (handed)
+        agent_after_handoff();
+}
+
+/* Anonymous mappings we reported, so munmap reports only ranges we saw mapped. */
+static void agent_mmap_note(uintptr_t addr, size_t len, int add, size_t *out_len)
+{
+    agent_spin_lock(&g_agent.mmap_lock);
+    int free_slot = -1;
+    *out_len = 0;
+    for (int i = 0; i < AGENT_MMAP_SLOTS; i++) {
+        agent_mmap *m = &g_agent.mmaps[i];
+        if (!m->addr) {
+            if (free_slot < 0)
+                free_slot = i;
+            continue;
+        }
+        if (!add && m->addr == addr) {
+            *out_len = len < m->len ? len : m->len;
+            if (len < m->len) {
+                m->addr += len;
+                m->len -= len;
+            } else {
+                m->addr = 0;
+            }
+            break;
+        }
+    }
+    if (add && free_slot >= 0) {
+        g_agent.mmaps[free_slot] = (agent_mmap){ addr, len };
+        *out_len = len;
+    }
+    agent_spin_unlock(&g_agent.mmap_lock);
+}
+
+void htri_agent_on_mmap(void *p, size_t len, const uintptr_t *pcs, int n_pcs)
+{
+    if (!g_agent.record_events)
+        return;
+    agent_check_inherit();
+    size_t noted;
+    agent_mmap_note((uintptr_t)p, len, 1, &noted);
+    if (!noted)
+        return;
+    uint32_t node;
+    if (htri_stacks_intern(pcs, n_pcs, &node) < 0)
+        node = 0;
+    agent_thread *t = agent_self();
+    if (!t)
+        return;
+    agent_spin_lock(&t->lock);
+    int handed = 0;
+    agent_buf *b = agent_room(t, HTRI_EVENT_MAX, &handed);
+    if (b) {
+        uint64_t now = htri_agent_now();
+        agent_stamp(b, now);
+        b->used = (size_t)(htri_ev_put_block(b->data + b->used, &b->ev, HTRI_REC_MMAP, now, len,
+                                             node, (uintptr_t)p) - b->data);
+    }
+    agent_spin_unlock(&t->lock);
+    if (handed)
+        agent_after_handoff();
+}
+
+void htri_agent_on_munmap(void *p, size_t len)
+{
+    if (!g_agent.record_events)
+        return;
+    size_t noted;
+    agent_mmap_note((uintptr_t)p, len, 0, &noted);
+    if (!noted)
+        return;
+    agent_thread *t = agent_self();
+    if (!t)
+        return;
+    agent_spin_lock(&t->lock);
+    int handed = 0;
+    agent_buf *b = agent_room(t, HTRI_EVENT_MAX, &handed);
+    if (b) {
+        uint64_t now = htri_agent_now();
+        agent_stamp(b, now);
+        b->used = (size_t)(htri_ev_put_munmap(b->data + b->used, &b->ev, now, noted,
+                                              (uintptr_t)p) - b->data);
+    }
+    agent_spin_unlock(&t->lock);
+    if (handed)
+        agent_after_handoff();
+}
+
+/* Key destructor: the thread is exiting. Its partial buffer goes to the writer and a
+ * THREAD_END is due. If it records again (later destructors allocate), agent_self() still
+ * finds its state through t_self and the writer's idle flush picks the events up. */
+static void agent_thread_exit(void *arg)
+{
+    agent_thread *t = arg;
+    if (!t)
+        return;
+    agent_spin_lock(&t->lock);
+    agent_buf *b = t->buf;
+    t->buf = NULL;
+    if (b && b->n_records)
+        agent_enqueue(b);
+    else if (b)
+        agent_buf_put(b);
+    t->t_end = htri_agent_now();
+    __atomic_store_n(&t->end_pending, 1, __ATOMIC_RELEASE);
+    agent_spin_unlock(&t->lock);
+    agent_futex_wake(&g_agent.wake);
+}
+
+/* ---- INHERIT records (forked child, first event) ---- */
+
+typedef struct agent_inherit_ctx {
+    agent_thread *t;
+    uint64_t now;
+} agent_inherit_ctx;
+
+static int agent_inherit_one(void *user, const htri_block *blk)
+{
+    agent_inherit_ctx *c = user;
+    agent_thread *t = c->t;
+    int handed = 0;
+    agent_buf *b = agent_room(t, HTRI_EVENT_MAX, &handed);
+    if (!b)
+        return 1;
+    agent_stamp(b, c->now);
+    b->used = (size_t)(htri_ev_put_block(b->data + b->used, &b->ev,
+                                         (uint8_t)(HTRI_REC_INHERIT + blk->family), c->now,
+                                         blk->size, blk->node, blk->addr) - b->data);
+    return 0;
+}
+
+static void agent_emit_inherit(void)
+{
+    int expected = 1;
+    if (!atomic_compare_exchange_strong(&g_agent.inherit_pending, &expected, 0))
+        return;
+    agent_thread *t = agent_self();
+    if (!t)
+        return;
+    if (g_agent.record_events) {
+        agent_inherit_ctx c = { t, g_agent.fork_t };
+        htri_table_lock_all();
+        agent_spin_lock(&t->lock);
+        htri_table_foreach(agent_inherit_one, &c);
+        agent_spin_unlock(&t->lock);
+        htri_table_unlock_all();
+    }
+    g_agent.file_wanted = 1;
+    agent_futex_wake(&g_agent.wake);
+}
+
+/* ---- the writer ---- */
+
+static void agent_append_session(void)
+{
+    if (!g_agent.session[0])
+        return;
+    char line[AGENT_PATH_MAX + 32];
+    size_t n = htri_fmt(line, sizeof line, "%d\t%s\n", g_agent.pid, g_agent.path);
+    if (n >= sizeof line)
+        return;
+    int fd = open(g_agent.session, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return;
+    (void)htri_os_write_all(fd, line, n);
+    close(fd);
+}
+
+/* Directory for default names: that of `out`, else the cwd; absolute so the session file
+ * names a path the CLI can open from anywhere. */
+static void agent_default_dir(char *dir, size_t cap)
+{
+    const char *slash = strrchr(g_agent.out, '/');
+    if (g_agent.out[0] && slash) {
+        size_t n = (size_t)(slash - g_agent.out);
+        if (g_agent.out[0] != '/') {
+            if (!getcwd(dir, cap))
+                dir[0] = 0;
+            size_t d = strlen(dir);
+            htri_fmt(dir + d, cap - d, "/%.*s", (int)n, g_agent.out);
+        } else {
+            htri_fmt(dir, cap, "%.*s", (int)(n ? n : 1), g_agent.out);
+        }
+        return;
+    }
+    if (!getcwd(dir, cap))
+        agent_strlcpy(dir, ".", cap);
+}
+
+static int agent_open_file(void)
+{
+    int fd = -1;
+    int is_main = g_agent.out[0] && !g_agent.forked &&
+                  (g_agent.main_pid == 0 || g_agent.main_pid == g_agent.pid);
+    if (is_main) {
+        agent_strlcpy(g_agent.path, g_agent.out, sizeof g_agent.path);
+        fd = open(g_agent.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    } else {
+        char dir[AGENT_PATH_MAX];
+        agent_default_dir(dir, sizeof dir);
+        const char *prog = program_invocation_short_name ? program_invocation_short_name : "prog";
+        for (int k = 0; k < 100 && fd < 0; k++) {
+            if (k == 0)
+                htri_fmt(g_agent.path, sizeof g_agent.path, "%s/heaptrail.%s.%d.htr", dir, prog,
+                         g_agent.pid);
+            else
+                htri_fmt(g_agent.path, sizeof g_agent.path, "%s/heaptrail.%s.%d.%d.htr", dir,
+                         prog, g_agent.pid, k);
+            fd = open(g_agent.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+            if (fd < 0 && errno != EEXIST)
+                break;
+        }
+    }
+    if (fd < 0) {
+        char why[AGENT_PATH_MAX + 64];
+        htri_fmt(why, sizeof why, "cannot create %s (errno %d)", g_agent.path, errno);
+        g_agent.file_state = AGENT_FILE_FAILED;
+        htri_agent_stop(why);
+        return -1;
+    }
+    g_agent.fd = fd;
+    g_agent.file_state = AGENT_FILE_OPEN;
+    htri_file_header h = {
+        .version_major = HTRI_TRACE_VERSION, .version_minor = 0,
+        .pid = (uint32_t)g_agent.pid, .ppid = (uint32_t)g_agent.ppid,
+        .start_realtime_ns = g_agent.start_real, .start_mono_ns = g_agent.start_mono,
+        .flags = (g_agent.forked ? HTRI_FILE_FORKED : 0) |
+                 (g_agent.record_events ? 0 : HTRI_FILE_LEAK_ONLY),
+    };
+    g_agent.w.error = 0;
+    g_agent.w.seq = 0;
+    g_agent.w.bytes_written = 0;
+    htri_writer_start(&g_agent.w, fd, &h);
+    agent_append_session();
+
+    /* INFO records. */
+    htri_recbuf *m = &g_agent.meta;
+    char buf[8192];
+    ssize_t n = htri_os_read_small_file("/proc/self/cmdline", buf, sizeof buf);
+    if (n > 0) {
+        while (n > 0 && buf[n - 1] == 0)
+            n--;
+        htri_rec_info(m, "cmdline", buf, (size_t)n);
+    }
+    int len = htri_os_exe_path(buf, sizeof buf);
+    if (len > 0)
+        htri_rec_info(m, "exe", buf, (size_t)len);
+    htri_rec_info(m, "options", g_agent.options_raw, strlen(g_agent.options_raw));
+    static const char *const modes[] = { "dwarf", "cached", "fp" };
+    const char *mode = modes[g_agent.unwind_mode];
+    htri_rec_info(m, "unwind", mode, strlen(mode));
+    len = (int)htri_fmt(buf, sizeof buf, "%d", g_agent.depth);
+    htri_rec_info(m, "depth", buf, (size_t)len);
+    n = htri_os_read_small_file("/proc/sys/kernel/hostname", buf, sizeof buf);
+    if (n > 0) {
+        while (n > 0 && buf[n - 1] == '\n')
+            n--;
+        htri_rec_info(m, "hostname", buf, (size_t)n);
+    }
+    if (g_agent.forked) {
+        htri_rec_fork_base(m, g_agent.fork_t, (uint32_t)g_agent.parent_pid, g_agent.fork_allocs,
+                           g_agent.fork_frees, g_agent.fork_bytes);
+    }
+    return 0;
+}
+
+/* The writer failed (disk full...): say so once and stop; the program runs on. */
+static void agent_writer_failed(void)
+{
+    if (g_agent.file_state != AGENT_FILE_OPEN)
+        return;
+    char why[AGENT_PATH_MAX + 64];
+    htri_fmt(why, sizeof why, "cannot write %s (errno %d)", g_agent.path, -g_agent.w.error);
+    g_agent.file_state = AGENT_FILE_FAILED;
+    htri_agent_stop(why);
+}
+
+static void agent_write_meta(void)
+{
+    if (g_agent.meta.n_records && g_agent.file_state == AGENT_FILE_OPEN) {
+        if (htri_writer_flush_recbuf(&g_agent.w, &g_agent.meta, HTRI_FRAME_META, 0) < 0)
+            agent_writer_failed();
+    }
+    htri_recbuf_reset(&g_agent.meta);
+}
+
+/* Writes every published node the file does not have yet, after the modules they need. */
+static void agent_write_nodes(uint64_t now)
+{
+    uint32_t pub = htri_stacks_published();
+    const uint32_t *parent = htri_stacks_parents();
+    const uintptr_t *pc = htri_stacks_pcs();
+    int rescan = atomic_exchange(&g_agent.modules_dirty, 0) || g_agent.nodes_written == 0;
+    for (uint32_t id = g_agent.nodes_written ? g_agent.nodes_written : 1; id < pub && !rescan; id++)
+        if (!htri_modules_contains(pc[id]))
+            rescan = 1;
+    if (rescan) {
+        atomic_store(&g_agent.writer_in_dl, 1);
+        htri_modules_scan(&g_agent.meta, now);
+        atomic_store(&g_agent.writer_in_dl, 0);
+    }
+    if (g_agent.nodes_written == 0)
+        g_agent.nodes_written = 1;  /* node 0, the empty stack, is implicit */
+    while (g_agent.nodes_written < pub) {
+        uint32_t first = g_agent.nodes_written;
+        uint32_t count = pub - first;
+        if (count > 65536)
+            count = 65536;
+        htri_rec_nodes(&g_agent.meta, first, count, parent + first, pc + first);
+        g_agent.nodes_written += count;
+        if (g_agent.meta.len > (4u << 20))
+            agent_write_meta();
+    }
+}
+
+/* One pass of the writer: steal partial buffers, then META (RSS, modules, nodes, threads),
+ * then EVENTS frames, then THREAD_END. Called with wlock held. `final`: also take buffers
+ * of threads we may only try-lock (bounded) and always sample. */
+static void agent_writer_pass(int final, long spin_bound)
+{
+    uint64_t now = htri_agent_now();
+    if (g_agent.file_state == AGENT_FILE_NONE) {
+        if (!g_agent.file_wanted)
+            return;
+        if (agent_open_file() < 0)
+            return;
+    }
+    if (g_agent.file_state != AGENT_FILE_OPEN)
+        return;
+
+    /* Threads ending: noted before grabbing the queue, which then holds their last buffer. */
+    agent_thread *ending[64];
+    int n_ending = 0;
+    agent_thread *head = __atomic_load_n(&g_agent.threads, __ATOMIC_ACQUIRE);
+    for (agent_thread *t = head; t; t = t->next) {
+        int got = spin_bound ? agent_spin_lock_bounded(&t->lock, spin_bound)
+                             : agent_spin_trylock(&t->lock);
+        if (!got)
+            continue;
+        if (t->buf && t->buf->n_records) {
+            agent_enqueue(t->buf);
+            t->buf = NULL;
+        }
+        if (__atomic_load_n(&t->end_pending, __ATOMIC_ACQUIRE) && n_ending < 64) {
+            t->end_pending = 0;
+            t->dead = 1;
+            ending[n_ending++] = t;
+        }
+        agent_spin_unlock(&t->lock);
+    }
+    agent_spin_lock(&g_agent.queue_lock);
+    agent_buf *q = g_agent.q_head;
+    g_agent.q_head = g_agent.q_tail = NULL;
+    agent_spin_unlock(&g_agent.queue_lock);
+
+    /* META. */
+    if (final || now - g_agent.t_rss >= HTR_FLUSH_INTERVAL_MS * 1000000ull) {
+        uint64_t rss = htri_os_rss_bytes(&g_agent.rss_fd);
+        if (rss > g_agent.rss_peak)
+            g_agent.rss_peak = rss;
+        htri_rec_rss(&g_agent.meta, now, rss);
+        g_agent.t_rss = now;
+    }
+    if (atomic_exchange(&g_agent.stop_msg_pending, 0))
+        htri_rec_message(&g_agent.meta, now, HTRI_MSG_ERROR, g_agent.stop_msg,
+                         strlen(g_agent.stop_msg));
+    agent_write_nodes(now);
+    for (agent_thread *t = head; t; t = t->next) {
+        if (t->announced || t->dead)
+            continue;
+        char name[64];
+        int len = htri_os_thread_name(t->tid, name, sizeof name);
+        if (len < 0)
+            len = 0;
+        htri_rec_thread(&g_agent.meta, (uint32_t)t->tid, now, name, (size_t)len);
+        t->announced = 1;
+    }
+    /* Leak and error records may name stack nodes: they go after this pass's NODES. */
+    if (g_agent.extra.n_records && htri_recbuf_room(&g_agent.meta, g_agent.extra.len) == 0) {
+        memcpy(g_agent.meta.data + g_agent.meta.len, g_agent.extra.data, g_agent.extra.len);
+        g_agent.meta.len += g_agent.extra.len;
+        g_agent.meta.n_records += g_agent.extra.n_records;
+        if (g_agent.extra.t_last > g_agent.meta.t_last)
+            g_agent.meta.t_last = g_agent.extra.t_last;
+        if (!g_agent.meta.t_first || g_agent.extra.t_first < g_agent.meta.t_first)
+            g_agent.meta.t_first = g_agent.extra.t_first;
+    }
+    htri_recbuf_reset(&g_agent.extra);
+    agent_write_meta();
+
+    /* EVENTS. */
+    while (q) {
+        agent_buf *b = q;
+        q = q->next;
+        if (g_agent.file_state == AGENT_FILE_OPEN &&
+            htri_writer_frame(&g_agent.w, HTRI_FRAME_EVENTS, b->tid, b->n_records, b->t_first,
+                              b->t_last, b->data, b->used) < 0)
+            agent_writer_failed();
+        __atomic_fetch_sub(&g_agent.q_bytes, b->used, __ATOMIC_RELAXED);
+        agent_buf_put(b);
+    }
+
+    for (int i = 0; i < n_ending; i++) {
+        if (ending[i]->announced)
+            htri_rec_thread_end(&g_agent.meta, (uint32_t)ending[i]->tid, ending[i]->t_end);
+    }
+    agent_write_meta();
+}
+
+static void *agent_writer_main(void *arg)
+{
+    (void)arg;
+    htri_agent_guard = 1 << 20;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    while (!atomic_load(&g_agent.writer_stop)) {
+        uint32_t seen = atomic_load(&g_agent.wake);
+        struct timespec ts = { 0, HTR_FLUSH_INTERVAL_MS * 1000000L };
+        syscall(SYS_futex, &g_agent.wake, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
+        if (atomic_load(&g_agent.writer_stop))
+            break;
+        agent_spin_lock(&g_agent.wlock);
+        if (!atomic_load(&g_agent.finished) && !atomic_load(&g_agent.stopped))
+            agent_writer_pass(0, 0);
+        agent_spin_unlock(&g_agent.wlock);
+    }
+    return NULL;
+}
+
+static void agent_start_writer(void)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    atomic_store(&g_agent.writer_stop, 0);
+    g_agent.writer_running = pthread_create(&g_agent.writer, &attr, agent_writer_main, NULL) == 0;
+    pthread_attr_destroy(&attr);
+}
+
+/* ---- META records from other parts (leak scan) ---- */
+
+int htri_agent_meta_record(uint8_t tag, const void *body, size_t len)
+{
+    if (tag < 0x40 || tag > 0x7f)
+        return -EINVAL;
+    if (atomic_load(&g_agent.stopped) || atomic_load(&g_agent.finished))
+        return -EIO;
+    agent_spin_lock(&g_agent.wlock);
+    int rc = htri_rec_raw(&g_agent.extra, tag, body, len, htri_agent_now());
+    agent_spin_unlock(&g_agent.wlock);
+    return rc;
+}
+
+/* ---- lifecycle ---- */
+
+static uint64_t agent_sum(int which)
+{
+    uint64_t s = 0;
+    for (agent_thread *t = __atomic_load_n(&g_agent.threads, __ATOMIC_ACQUIRE); t; t = t->next)
+        s += which == 0 ? t->n_allocs : which == 1 ? t->n_frees : t->bytes_allocated;
+    return s;
+}
+
+void htri_agent_note_exit_status(int status)
+{
+    if (!g_agent.exit_status_known) {
+        g_agent.exit_status = status;
+        g_agent.exit_status_known = 1;
+    }
+}
+
+/* Writes everything pending and END. spin_bound 0: normal locks; > 0: bounded (signals). */
+static void agent_finish_common(int how, int status, long spin_bound, int keep_open)
+{
+    if (htri_os_getpid() != g_agent.pid)
+        return;  /* a vfork/clone child sharing or copying our state: not our trace */
+    if (!atomic_load(&g_agent.early_done))
+        return;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&g_agent.finished, &expected, 1))
+        return;
+    int locked = spin_bound ? agent_spin_lock_bounded(&g_agent.wlock, spin_bound)
+                            : (agent_spin_lock(&g_agent.wlock), 1);
+    if (!locked)
+        return;
+    if (atomic_load(&g_agent.stopped) && g_agent.file_state == AGENT_FILE_OPEN) {
+        /* Stopped on an error: the file (if still writable) gets the message and an END. */
+        agent_writer_pass(1, spin_bound ? spin_bound : 1000);
+    } else if (!atomic_load(&g_agent.stopped)) {
+        agent_writer_pass(1, spin_bound ? spin_bound : 1000000);
+    }
+    if (g_agent.file_state == AGENT_FILE_OPEN) {
+        uint64_t peak = htri_os_peak_rss_bytes();
+        if (peak < g_agent.rss_peak)
+            peak = g_agent.rss_peak;
+        htri_rec_end(&g_agent.meta, htri_agent_now(), (uint32_t)how, (uint64_t)(int64_t)status,
+                     peak, atomic_load(&g_agent.dropped), agent_sum(0), agent_sum(1),
+                     agent_sum(2));
+        agent_write_meta();
+        if (!keep_open) {
+            close(g_agent.fd);
+            g_agent.fd = -1;
+            g_agent.file_state = AGENT_FILE_FAILED;
+        }
+    }
+    agent_spin_unlock(&g_agent.wlock);
+}
+
+void htri_agent_finish(int how, int status)
+{
+    if (how == HTRI_END_EXIT && g_agent.exit_status_known)
+        status = g_agent.exit_status;
+    atomic_store(&g_agent.writer_stop, 1);
+    agent_futex_wake(&g_agent.wake);
+    agent_finish_common(how, status, 0, 0);
+}
+
+void htri_agent_before_exec(void)
+{
+    agent_finish_common(HTRI_END_EXEC, 0, 0, 1);
+}
+
+void htri_agent_exec_failed(void)
+{
+    if (htri_os_getpid() != g_agent.pid)
+        return;
+    /* The program carries on: so do we, after the END (readers take the last END). */
+    atomic_store(&g_agent.finished, 0);
+}
+
+void htri_agent_modules_changed(void)
+{
+    htri_unwind_modules_changed();
+    atomic_store(&g_agent.modules_dirty, 1);
+}
+
+/* ---- world lock, fork ---- */
+
+static void agent_lock_all(void)
+{
+    agent_spin_lock(&g_agent.wlock);
+    agent_spin_lock(&g_agent.reg_lock);
+    for (agent_thread *t = g_agent.threads; t; t = t->next)
+        agent_spin_lock(&t->lock);
+    agent_spin_lock(&g_agent.queue_lock);
+    agent_spin_lock(&g_agent.pool_lock);
+    agent_spin_lock(&g_agent.mmap_lock);
+    htri_stacks_lock();
+    htri_table_lock_all();
+}
+
+static void agent_unlock_all(void)
+{
+    htri_table_unlock_all();
+    htri_stacks_unlock();
+    agent_spin_unlock(&g_agent.mmap_lock);
+    agent_spin_unlock(&g_agent.pool_lock);
+    agent_spin_unlock(&g_agent.queue_lock);
+    for (agent_thread *t = g_agent.threads; t; t = t->next)
+        agent_spin_unlock(&t->lock);
+    agent_spin_unlock(&g_agent.reg_lock);
+    agent_spin_unlock(&g_agent.wlock);
+}
+
+void htri_agent_world_lock(void) { agent_lock_all(); }
+void htri_agent_world_unlock(void) { agent_unlock_all(); }
+
+int htri_agent_threads(int *tids, int cap)
+{
+    int n = 0;
+    for (agent_thread *t = __atomic_load_n(&g_agent.threads, __ATOMIC_ACQUIRE); t; t = t->next) {
+        if (t->dead || __atomic_load_n(&t->end_pending, __ATOMIC_RELAXED))
+            continue;
+        if (n < cap)
+            tids[n] = t->tid;
+        n++;
+    }
+    return n;
+}
+
+static void agent_fork_prepare(void)
+{
+    htri_agent_guard++;
+    if (!atomic_load(&g_agent.early_done))
+        return;
+    agent_lock_all();
+}
+
+static void agent_fork_parent(void)
+{
+    if (atomic_load(&g_agent.early_done))
+        agent_unlock_all();
+    htri_agent_guard--;
+}
+
+static void agent_fork_child(void)
+{
+    if (!atomic_load(&g_agent.early_done)) {
+        htri_agent_guard--;
+        return;
+    }
+    int parent = g_agent.pid;
+    g_agent.pid = htri_os_getpid();
+    g_agent.ppid = parent;
+    g_agent.parent_pid = parent;
+    g_agent.forked = 1;
+    g_agent.fork_t = htri_agent_now();
+    g_agent.fork_allocs = agent_sum(0);
+    g_agent.fork_frees = agent_sum(1);
+    g_agent.fork_bytes = agent_sum(2);
+    /* The parent's unflushed buffers belong to the parent's trace: discard them. */
+    for (agent_buf *b = g_agent.q_head; b;) {
+        agent_buf *next = b->next;
+        b->next = g_agent.pool;
+        g_agent.pool = b;
+        b = next;
+    }
+    g_agent.q_head = g_agent.q_tail = NULL;
+    g_agent.q_bytes = 0;
+    agent_thread *self = t_self;
+    for (agent_thread *t = g_agent.threads; t; t = t->next) {
+        if (t->buf) {
+            t->buf->next = g_agent.pool;
+            g_agent.pool = t->buf;
+            t->buf = NULL;
+        }
+        t->announced = 0;
+        t->end_pending = 0;
+        t->dead = t != self;
+    }
+    if (self)
+        self->tid = htri_os_gettid();
+    /* A fresh file, created once the child records something. */
+    if (g_agent.fd >= 0)
+        close(g_agent.fd);
+    g_agent.fd = -1;
+    g_agent.file_state = AGENT_FILE_NONE;
+    g_agent.file_wanted = 0;
+    g_agent.w.error = 0;
+    htri_recbuf_reset(&g_agent.meta);
+    htri_recbuf_reset(&g_agent.extra);
+    g_agent.nodes_written = 0;
+    htri_modules_reset();
+    /* The inherited fd names the parent's /proc/PID/statm: reopen on first use. */
+    if (g_agent.rss_fd >= 0)
+        close(g_agent.rss_fd);
+    g_agent.rss_fd = -1;
+    g_agent.rss_peak = 0;
+    g_agent.t_rss = 0;
+    atomic_store(&g_agent.inherit_pending, htri_agent_tracking());
+    agent_unlock_all();
+    if (htri_agent_tracking())
+        agent_start_writer();
+    htri_agent_guard--;
+}
+
+/* ---- fatal signals ---- */
+
+static const int agent_fatal_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTERM,
+                                           SIGINT, SIGHUP, SIGQUIT };
+static _Atomic int agent_sig_ours[65];
+
+int htri_agent_signal_is_ours(int sig)
+{
+    return sig > 0 && sig < 65 && atomic_load(&agent_sig_ours[sig]);
+}
+
+void htri_agent_signal_taken(int sig)
+{
+    if (sig > 0 && sig < 65)
+        atomic_store(&agent_sig_ours[sig], 0);
+}
+
+static void agent_on_signal(int sig)
+{
+    int saved = errno;
+    htri_agent_guard++;
+    atomic_store(&g_agent.writer_stop, 1);
+    agent_finish_common(HTRI_END_SIGNAL, sig, AGENT_SIGNAL_SPINS, 0);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigaction(sig, &sa, NULL);
+    atomic_store(&agent_sig_ours[sig], 0);
+    errno = saved;
+    raise(sig);
+}
+
+static void agent_install_signals(void)
+{
+    for (size_t i = 0; i < HTRI_ARRAY_LEN(agent_fatal_signals); i++) {
+        int sig = agent_fatal_signals[i];
+        struct sigaction old;
+        if (sigaction(sig, NULL, &old) < 0 || old.sa_handler != SIG_DFL ||
+            (old.sa_flags & SA_SIGINFO))
+            continue;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = agent_on_signal;
+        sigfillset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        atomic_store(&agent_sig_ours[sig], 1);
+        if (sigaction(sig, &sa, NULL) < 0)
+            atomic_store(&agent_sig_ours[sig], 0);
+    }
+}
+
+/* Constructor work: thread-exit key, fork handlers, signals, the writer thread. */
+void htri_agent_init_late(void)
+{
+    if (g_agent.late_done)
+        return;
+    g_agent.late_done = 1;
+    htri_agent_init_early();
+    if (pthread_key_create(&g_agent.key, agent_thread_exit) == 0) {
+        g_agent.key_ok = 1;
+        if (t_self)
+            pthread_setspecific(g_agent.key, t_self);
+    }
+    pthread_atfork(agent_fork_prepare, agent_fork_parent, agent_fork_child);
+    agent_install_signals();
+    if (!htri_agent_tracking())
+        return;
+    g_agent.file_wanted = 1;
+    agent_start_writer();
+}

@@ -1,0 +1,70 @@
+/* Private to src/agent (recording core): the calls hooks.c makes into the core, and the
+ * pieces the core's files share (stack trie, module map, thread buffers). The leak scan's
+ * view of the agent is agent.h. */
+#ifndef HTR_AGENT_AGENT_INT_H
+#define HTR_AGENT_AGENT_INT_H
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "agent/agent.h"
+#include "agent/table.h"
+#include "trace/writer.h"
+
+/* ---- stack trie (stacks.c) ---- */
+int htri_stacks_init(void);
+/* pcs innermost first. Sets *node to the leaf id (0 for n == 0). Returns 0 or -ENOMEM
+ * (node space exhausted). Lock-free for known stacks. */
+int htri_stacks_intern(const uintptr_t *pcs, int n, uint32_t *node);
+/* Nodes [0, published) are complete and immutable. */
+uint32_t htri_stacks_published(void);
+const uint32_t *htri_stacks_parents(void);
+const uintptr_t *htri_stacks_pcs(void);
+void htri_stacks_lock(void);
+void htri_stacks_unlock(void);
+void htri_stacks_reset_lock(void);
+
+/* ---- module map (modules.c), writer thread only ---- */
+/* Rescans the loaded objects; new ones and vanished ones are appended to b as MODULE /
+ * MODULE_UNLOAD records stamped t. Returns the number of records added. */
+int htri_modules_scan(htri_recbuf *b, uint64_t t);
+/* 1 if pc lies in a known loaded module. */
+int htri_modules_contains(uintptr_t pc);
+/* Forgets every module (forked child: its file starts empty, so all are new again). */
+void htri_modules_reset(void);
+
+/* ---- recording core (agent.c), called by hooks.c ---- */
+/* Reentrancy guard: nonzero while this thread runs our code; hooks then pass straight to
+ * the real allocator, unrecorded. The writer thread keeps it set for good. */
+extern __thread int htri_agent_guard __attribute__((tls_model("initial-exec")));
+/* Bootstrap state, checked by every hook. */
+int htri_agent_init_early(void);          /* tables, options; no threads, no files */
+void htri_agent_init_late(void);          /* constructor: writer thread, signals, atfork */
+void htri_agent_on_alloc(uint8_t family, void *p, size_t size, const uintptr_t *pcs, int n_pcs);
+void htri_agent_on_free(uint8_t ffamily, void *p);
+/* realloc: old freed (if non-NULL), new allocated (if non-NULL) with dt 0. */
+void htri_agent_on_realloc(void *old_p, void *new_p, size_t size, const uintptr_t *pcs, int n_pcs);
+void htri_agent_on_failed(uint8_t family, size_t size, const uintptr_t *pcs, int n_pcs);
+void htri_agent_on_mmap(void *p, size_t len, const uintptr_t *pcs, int n_pcs);
+void htri_agent_on_munmap(void *p, size_t len);
+int htri_agent_depth(void);
+int htri_agent_recording(void);          /* events wanted now (not stopped, record=full) */
+int htri_agent_tracking(void);           /* tables kept now (not stopped) */
+int htri_agent_freeres(void);
+/* Lifecycle. */
+void htri_agent_note_exit_status(int status);
+void htri_agent_finish(int how, int status);   /* final flush + END + close; idempotent */
+void htri_agent_before_exec(void);             /* flush + END how=exec */
+void htri_agent_exec_failed(void);
+void htri_agent_modules_changed(void);         /* after dlclose */
+int htri_agent_trace_children(void);
+/* For exec with trace_children: the HEAPTRAIL_OPTIONS entry the new image must see
+ * ("HEAPTRAIL_OPTIONS=...;main_pid=0"), or NULL. */
+const char *htri_agent_child_options_env(void);
+/* Signals: whether sig is one we handle, and telling the core the program took it over. */
+int htri_agent_signal_is_ours(int sig);
+void htri_agent_signal_taken(int sig);
+/* Stop recording with one stderr line `heaptrail: <why>: stopped recording`. */
+void htri_agent_stop(const char *why);
+
+#endif

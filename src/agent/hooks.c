@@ -1,0 +1,940 @@
+/* The interposed symbols of libheaptrail-preload.so: malloc & co, C++ operator new/delete,
+ * anonymous mmap, exec/exit/signal/dlclose. Each hook calls the real function, captures the
+ * stack and hands the event to the recording core (agent.c). Bootstrap lives here too. */
+#include <dlfcn.h>
+#include <malloc.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "agent/agent_int.h"
+#include "base/common.h"
+#include "base/fmt.h"
+#include "base/os.h"
+#include "unwind/unwind.h"
+#include "heaptrail.h"
+
+extern char **environ;
+
+#define HOOKS_ARENA_BYTES (256 * 1024)   /* answers dlsym's own calloc during bootstrap */
+
+enum { HOOKS_NONE = 0, HOOKS_RESOLVING = 1, HOOKS_READY = 2 };
+
+/* C++ operator new variants, in the order of hooks_new_names. */
+enum { NEW_N, NEW_A, NEW_N_NT, NEW_A_NT, NEW_N_AL, NEW_A_AL, NEW_N_AL_NT, NEW_A_AL_NT, NEW_COUNT };
+/* operator delete variants. */
+enum { DEL_N, DEL_A, DEL_N_SZ, DEL_A_SZ, DEL_N_AL, DEL_A_AL, DEL_N_SZ_AL, DEL_A_SZ_AL,
+       DEL_N_NT, DEL_A_NT, DEL_N_AL_NT, DEL_A_AL_NT, DEL_COUNT };
+
+static const char *const hooks_new_names[NEW_COUNT] = {
+    "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t",
+    "_ZnamSt11align_val_t", "_ZnwmSt11align_val_tRKSt9nothrow_t",
+    "_ZnamSt11align_val_tRKSt9nothrow_t",
+};
+static const char *const hooks_del_names[DEL_COUNT] = {
+    "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t",
+    "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t", "_ZdlPvRKSt9nothrow_t",
+    "_ZdaPvRKSt9nothrow_t", "_ZdlPvSt11align_val_tRKSt9nothrow_t",
+    "_ZdaPvSt11align_val_tRKSt9nothrow_t",
+};
+
+typedef int (*hooks_main_fn)(int, char **, char **);
+
+/* Prototypes of the interposed symbols no system header declares for C. */
+void *_Znwm(size_t);
+void *_Znam(size_t);
+void *_ZnwmRKSt9nothrow_t(size_t, const void *);
+void *_ZnamRKSt9nothrow_t(size_t, const void *);
+void *_ZnwmSt11align_val_t(size_t, size_t);
+void *_ZnamSt11align_val_t(size_t, size_t);
+void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t, size_t, const void *);
+void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t, size_t, const void *);
+void _ZdlPv(void *);
+void _ZdaPv(void *);
+void _ZdlPvm(void *, size_t);
+void _ZdaPvm(void *, size_t);
+void _ZdlPvSt11align_val_t(void *, size_t);
+void _ZdaPvSt11align_val_t(void *, size_t);
+void _ZdlPvmSt11align_val_t(void *, size_t, size_t);
+void _ZdaPvmSt11align_val_t(void *, size_t, size_t);
+void _ZdlPvRKSt9nothrow_t(void *, const void *);
+void _ZdaPvRKSt9nothrow_t(void *, const void *);
+void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *, size_t, const void *);
+void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *, size_t, const void *);
+int __libc_start_main(hooks_main_fn, int, char **, void (*)(void), void (*)(void),
+                      void (*)(void), void *);
+
+static struct {
+    _Atomic int state;
+    void *(*malloc)(size_t);
+    void *(*calloc)(size_t, size_t);
+    void *(*realloc)(void *, size_t);
+    void *(*reallocarray)(void *, size_t, size_t);
+    void (*free)(void *);
+    int (*posix_memalign)(void **, size_t, size_t);
+    void *(*aligned_alloc)(size_t, size_t);
+    void *(*memalign)(size_t, size_t);
+    void *(*valloc)(size_t);
+    void *(*pvalloc)(size_t);
+    size_t (*malloc_usable_size)(void *);
+    void *(*mmap)(void *, size_t, int, int, int, off_t);
+    void *(*mmap64)(void *, size_t, int, int, int, off_t);
+    int (*munmap)(void *, size_t);
+    void *(*mremap)(void *, size_t, size_t, int, ...);
+    int (*dlclose)(void *);
+    int (*execve)(const char *, char *const[], char *const[]);
+    int (*execvpe)(const char *, char *const[], char *const[]);
+    void (*exit)(int) __attribute__((noreturn));
+    void (*exit_)(int) __attribute__((noreturn));
+    void (*exit_upper)(int) __attribute__((noreturn));
+    sighandler_t (*signal)(int, sighandler_t);
+    int (*sigaction)(int, const struct sigaction *, struct sigaction *);
+    int (*libc_start_main)(hooks_main_fn, int, char **, void (*)(void), void (*)(void),
+                           void (*)(void), void *);
+    void (*libc_freeres)(void);
+    void (*cxx_freeres)(void);
+    void *new_fn[NEW_COUNT];
+    void *del_fn[DEL_COUNT];
+    _Atomic int cxx_resolved;
+    hooks_main_fn real_main;
+    size_t arena_used;
+    _Alignas(64) uint8_t arena[HOOKS_ARENA_BYTES];
+} g_hooks;
+
+static __thread volatile int t_bootstrapping __attribute__((tls_model("initial-exec")));
+/* Frame address of the operator new hook running on this thread, 0 if none: the malloc it
+ * makes (deeper on the stack) passes through. An exception thrown out of operator new leaves
+ * it set; a later hook whose frame is not below it knows the value is stale. */
+static __thread volatile uintptr_t t_new_fp __attribute__((tls_model("initial-exec")));
+
+/* ---- bootstrap ---- */
+
+static inline int hooks_in_arena(const void *p)
+{
+    return (const uint8_t *)p >= g_hooks.arena && (const uint8_t *)p < g_hooks.arena + HOOKS_ARENA_BYTES;
+}
+
+/* Bump allocation with a 16-byte size header; never freed. Only dlsym's own needs come here. */
+static void *hooks_arena_alloc(size_t size, size_t align)
+{
+    if (align < 16)
+        align = 16;
+    size_t used = __atomic_load_n(&g_hooks.arena_used, __ATOMIC_RELAXED);
+    for (;;) {
+        size_t start = (used + 16 + align - 1) & ~(align - 1);
+        size_t end = start + size;
+        if (size > HOOKS_ARENA_BYTES || end > HOOKS_ARENA_BYTES)
+            return NULL;
+        if (__atomic_compare_exchange_n(&g_hooks.arena_used, &used, end, 0, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED)) {
+            memcpy(g_hooks.arena + start - 16, &size, sizeof size);
+            return g_hooks.arena + start;
+        }
+    }
+}
+
+static size_t hooks_arena_size(const void *p)
+{
+    size_t size;
+    memcpy(&size, (const uint8_t *)p - 16, sizeof size);
+    return size;
+}
+
+static void *hooks_sym(const char *name)
+{
+    return dlsym(RTLD_NEXT, name);
+}
+
+static void hooks_resolve_cxx(void)
+{
+    for (int i = 0; i < NEW_COUNT; i++)
+        if (!g_hooks.new_fn[i])
+            g_hooks.new_fn[i] = hooks_sym(hooks_new_names[i]);
+    for (int i = 0; i < DEL_COUNT; i++)
+        if (!g_hooks.del_fn[i])
+            g_hooks.del_fn[i] = hooks_sym(hooks_del_names[i]);
+    if (!g_hooks.cxx_freeres)
+        g_hooks.cxx_freeres = (void (*)(void))hooks_sym("_ZN9__gnu_cxx9__freeresEv");
+    if (g_hooks.new_fn[NEW_N])
+        __atomic_store_n(&g_hooks.cxx_resolved, 1, __ATOMIC_RELEASE);
+}
+
+static void hooks_resolve(void)
+{
+#define RESOLVE(field, name) g_hooks.field = (__typeof__(g_hooks.field))hooks_sym(name)
+    RESOLVE(malloc, "malloc");
+    RESOLVE(calloc, "calloc");
+    RESOLVE(realloc, "realloc");
+    RESOLVE(reallocarray, "reallocarray");
+    RESOLVE(free, "free");
+    RESOLVE(posix_memalign, "posix_memalign");
+    RESOLVE(aligned_alloc, "aligned_alloc");
+    RESOLVE(memalign, "memalign");
+    RESOLVE(valloc, "valloc");
+    RESOLVE(pvalloc, "pvalloc");
+    RESOLVE(malloc_usable_size, "malloc_usable_size");
+    RESOLVE(mmap, "mmap");
+    RESOLVE(mmap64, "mmap64");
+    RESOLVE(munmap, "munmap");
+    RESOLVE(mremap, "mremap");
+    RESOLVE(dlclose, "dlclose");
+    RESOLVE(execve, "execve");
+    RESOLVE(execvpe, "execvpe");
+    RESOLVE(exit, "exit");
+    RESOLVE(exit_, "_exit");
+    RESOLVE(exit_upper, "_Exit");
+    RESOLVE(signal, "signal");
+    RESOLVE(sigaction, "sigaction");
+    RESOLVE(libc_freeres, "__libc_freeres");
+#undef RESOLVE
+    hooks_resolve_cxx();
+}
+
+/* First call of any hook, on any thread: resolve the real functions (dlsym calls calloc,
+ * answered from the arena), then the core's early init. Other threads wait. */
+static HTRI_NOINLINE void hooks_bootstrap(void)
+{
+    int expected = HOOKS_NONE;
+    if (__atomic_compare_exchange_n(&g_hooks.state, &expected, HOOKS_RESOLVING, 0,
+                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        t_bootstrapping = 1;
+        htri_agent_guard++;
+        hooks_resolve();
+        t_bootstrapping = 0;
+        /* Ready before the core's init: its own mallocs must find the real functions.
+         * Until init is done, htri_agent_tracking() says no and hooks pass through. */
+        __atomic_store_n(&g_hooks.state, HOOKS_READY, __ATOMIC_RELEASE);
+        htri_agent_init_early();
+        htri_agent_guard--;
+        return;
+    }
+    while (__atomic_load_n(&g_hooks.state, __ATOMIC_ACQUIRE) != HOOKS_READY)
+        sched_yield();
+}
+
+/* 1 if this call must be answered from the bootstrap arena. */
+static inline int hooks_enter(void)
+{
+    if (htri_likely(__atomic_load_n(&g_hooks.state, __ATOMIC_ACQUIRE) == HOOKS_READY))
+        return 0;
+    if (t_bootstrapping || (htri_agent_guard && !g_hooks.malloc))
+        return 1;
+    hooks_bootstrap();
+    return 0;
+}
+
+/* Should this call go straight to the real function, unrecorded? */
+static inline __attribute__((always_inline)) int hooks_pass(void)
+{
+    if (htri_agent_guard)
+        return 1;
+    uintptr_t fp = t_new_fp;
+    if (htri_unlikely(fp != 0)) {
+        if ((uintptr_t)__builtin_frame_address(0) < fp)
+            return 1;
+        t_new_fp = 0;
+    }
+    return !htri_agent_tracking();
+}
+
+/* Stack of the hook's caller: skip 1 drops the return address into the hook itself. Must
+ * be expanded inside the exported hook function, hence a macro. */
+#define HOOKS_CAPTURE(pcs, n) \
+    uintptr_t pcs[HTR_MAX_DEPTH]; \
+    int n = htri_unwind_capture(pcs, htri_agent_depth(), 1)
+
+/* ---- malloc family ---- */
+
+HTRI_EXPORT void *malloc(size_t size)
+{
+    if (hooks_enter())
+        return hooks_arena_alloc(size, 16);
+    if (hooks_pass())
+        return g_hooks.malloc(size);
+    htri_agent_guard++;
+    void *p = g_hooks.malloc(size);
+    HOOKS_CAPTURE(pcs, n);
+    if (p)
+        htri_agent_on_alloc(HTRI_FAM_MALLOC, p, size, pcs, n);
+    else
+        htri_agent_on_failed(HTRI_FAM_MALLOC, size, pcs, n);
+    htri_agent_guard--;
+    return p;
+}
+
+HTRI_EXPORT void *calloc(size_t count, size_t size)
+{
+    if (hooks_enter()) {
+        size_t total;
+        if (htri_mul_overflow(count, size, &total))
+            return NULL;
+        return hooks_arena_alloc(total, 16);  /* static memory, already zero */
+    }
+    if (hooks_pass())
+        return g_hooks.calloc(count, size);
+    htri_agent_guard++;
+    void *p = g_hooks.calloc(count, size);
+    size_t total = 0;
+    int ovf = htri_mul_overflow(count, size, &total);
+    HOOKS_CAPTURE(pcs, n);
+    if (p)
+        htri_agent_on_alloc(HTRI_FAM_CALLOC, p, total, pcs, n);
+    else
+        htri_agent_on_failed(HTRI_FAM_CALLOC, ovf ? SIZE_MAX : total, pcs, n);
+    htri_agent_guard--;
+    return p;
+}
+
+/* realloc and reallocarray share this; `size` is the new size (SIZE_MAX on overflow). */
+static inline __attribute__((always_inline)) void *
+hooks_realloc_record(void *old, void *p, size_t size, int had, const htri_block *old_blk,
+                     const uintptr_t *pcs, int n)
+{
+    if (!p && size != 0 && old) {
+        /* Failed: the old block is still the program's. */
+        if (had)
+            htri_table_insert(old_blk);
+        htri_agent_on_failed(HTRI_FAM_REALLOC, size, pcs, n);
+    } else if (!p && !old) {
+        htri_agent_on_failed(HTRI_FAM_REALLOC, size, pcs, n);
+    } else {
+        htri_agent_on_realloc(had ? old : NULL, p, size, pcs, n);
+    }
+    return p;
+}
+
+HTRI_EXPORT void *realloc(void *old, size_t size)
+{
+    if (hooks_enter() || (old && hooks_in_arena(old))) {
+        if (old && hooks_in_arena(old)) {
+            size_t was = hooks_arena_size(old);
+            void *p = malloc(size ? size : 1);
+            if (p)
+                memcpy(p, old, was < size ? was : size);
+            return p;
+        }
+        return hooks_arena_alloc(size, 16);
+    }
+    if (hooks_pass())
+        return g_hooks.realloc(old, size);
+    htri_agent_guard++;
+    htri_block old_blk;
+    /* Out of the table before the real call: once realloc returns, another thread may be
+     * handed the old address, and its insert must not be undone by our remove. */
+    int had = old && htri_table_remove((uintptr_t)old, &old_blk) == 0;
+    void *p = g_hooks.realloc(old, size);
+    HOOKS_CAPTURE(pcs, n);
+    hooks_realloc_record(old, p, size, had, &old_blk, pcs, n);
+    htri_agent_guard--;
+    return p;
+}
+
+HTRI_EXPORT void *reallocarray(void *old, size_t count, size_t elem)
+{
+    size_t size;
+    if (htri_mul_overflow(count, elem, &size)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (hooks_enter() || (old && hooks_in_arena(old)) || !g_hooks.reallocarray)
+        return realloc(old, size);
+    if (hooks_pass())
+        return g_hooks.reallocarray(old, count, elem);
+    htri_agent_guard++;
+    htri_block old_blk;
+    int had = old && htri_table_remove((uintptr_t)old, &old_blk) == 0;
+    void *p = g_hooks.reallocarray(old, count, elem);
+    HOOKS_CAPTURE(pcs, n);
+    hooks_realloc_record(old, p, size, had, &old_blk, pcs, n);
+    htri_agent_guard--;
+    return p;
+}
+
+HTRI_EXPORT void free(void *p)
+{
+    if (!p || hooks_in_arena(p))
+        return;
+    if (hooks_enter())
+        return;  /* cannot happen for a real pointer: nothing real was handed out yet */
+    if (hooks_pass()) {
+        g_hooks.free(p);
+        return;
+    }
+    htri_agent_guard++;
+    htri_agent_on_free(HTRI_FFAM_FREE, p);
+    g_hooks.free(p);
+    htri_agent_guard--;
+}
+
+/* memalign family: `kind` picks the real function. */
+enum { MA_POSIX, MA_ALIGNED, MA_MEMALIGN, MA_VALLOC, MA_PVALLOC };
+
+static inline __attribute__((always_inline)) void *hooks_memalign_real(int kind, size_t align,
+                                                                       size_t size, int *rc)
+{
+    void *p = NULL;
+    switch (kind) {
+    case MA_POSIX: *rc = g_hooks.posix_memalign(&p, align, size); break;
+    case MA_ALIGNED: p = g_hooks.aligned_alloc(align, size); break;
+    case MA_MEMALIGN: p = g_hooks.memalign(align, size); break;
+    case MA_VALLOC: p = g_hooks.valloc(size); break;
+    default: p = g_hooks.pvalloc(size); break;
+    }
+    return p;
+}
+
+#define HOOKS_MEMALIGN_BODY(kind, align, size, rcp) \
+    do { \
+        if (hooks_enter()) { \
+            void *a_ = hooks_arena_alloc(size, (kind) >= MA_VALLOC ? 4096 : (align)); \
+            *(rcp) = a_ ? 0 : ENOMEM; \
+            return_value = a_; \
+            break; \
+        } \
+        if (hooks_pass()) { \
+            return_value = hooks_memalign_real(kind, align, size, rcp); \
+            break; \
+        } \
+        htri_agent_guard++; \
+        void *p_ = hooks_memalign_real(kind, align, size, rcp); \
+        HOOKS_CAPTURE(pcs_, n_); \
+        if (p_) \
+            htri_agent_on_alloc(HTRI_FAM_MEMALIGN, p_, size, pcs_, n_); \
+        else \
+            htri_agent_on_failed(HTRI_FAM_MEMALIGN, size, pcs_, n_); \
+        htri_agent_guard--; \
+        return_value = p_; \
+    } while (0)
+
+HTRI_EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+    int rc = 0;
+    void *return_value;
+    HOOKS_MEMALIGN_BODY(MA_POSIX, align, size, &rc);
+    if (rc == 0)
+        *out = return_value;
+    return rc;
+}
+
+HTRI_EXPORT void *aligned_alloc(size_t align, size_t size)
+{
+    int rc = 0;
+    void *return_value;
+    HOOKS_MEMALIGN_BODY(MA_ALIGNED, align, size, &rc);
+    return return_value;
+}
+
+HTRI_EXPORT void *memalign(size_t align, size_t size)
+{
+    int rc = 0;
+    void *return_value;
+    HOOKS_MEMALIGN_BODY(MA_MEMALIGN, align, size, &rc);
+    return return_value;
+}
+
+HTRI_EXPORT void *valloc(size_t size)
+{
+    int rc = 0;
+    void *return_value;
+    HOOKS_MEMALIGN_BODY(MA_VALLOC, 4096, size, &rc);
+    return return_value;
+}
+
+HTRI_EXPORT void *pvalloc(size_t size)
+{
+    int rc = 0;
+    void *return_value;
+    HOOKS_MEMALIGN_BODY(MA_PVALLOC, 4096, size, &rc);
+    return return_value;
+}
+
+HTRI_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (!p)
+        return 0;
+    if (hooks_in_arena(p))
+        return hooks_arena_size(p);
+    if (hooks_enter())
+        return 0;
+    return g_hooks.malloc_usable_size(p);
+}
+
+/* ---- C++ operator new / delete ---- */
+
+typedef void *(*new_plain_fn)(size_t);
+typedef void *(*new_nt_fn)(size_t, const void *);
+typedef void *(*new_al_fn)(size_t, size_t);
+typedef void *(*new_al_nt_fn)(size_t, size_t, const void *);
+
+static void *hooks_new_fallback(size_t size, size_t align, int nothrow)
+{
+    void *p = align > 16 ? g_hooks.aligned_alloc(align, (size + align - 1) & ~(align - 1))
+                         : g_hooks.malloc(size ? size : 1);
+    if (!p && !nothrow) {
+        htri_fdprintf(2, "heaptrail: operator new without a C++ runtime ran out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+static inline __attribute__((always_inline)) void *hooks_new_real(int v, size_t size,
+                                                                  size_t align, const void *nt)
+{
+    if (htri_unlikely(!__atomic_load_n(&g_hooks.cxx_resolved, __ATOMIC_ACQUIRE)))
+        hooks_resolve_cxx();  /* libstdc++ came later, with dlopen */
+    void *fn = g_hooks.new_fn[v];
+    if (htri_unlikely(!fn))
+        return hooks_new_fallback(size, align, v == NEW_N_NT || v == NEW_A_NT ||
+                                               v == NEW_N_AL_NT || v == NEW_A_AL_NT);
+    switch (v) {
+    case NEW_N: case NEW_A: return ((new_plain_fn)fn)(size);
+    case NEW_N_NT: case NEW_A_NT: return ((new_nt_fn)fn)(size, nt);
+    case NEW_N_AL: case NEW_A_AL: return ((new_al_fn)fn)(size, align);
+    default: return ((new_al_nt_fn)fn)(size, align, nt);
+    }
+}
+
+/* Body of every operator new: the real one (libstdc++'s new_handler loop and bad_alloc
+ * included) runs with t_new_fp set, so its malloc passes through. */
+#define HOOKS_NEW_BODY(v, fam, size, align, nt) \
+    do { \
+        if (hooks_enter()) \
+            return hooks_arena_alloc(size, (align) > 16 ? (align) : 16); \
+        if (hooks_pass()) \
+            return hooks_new_real(v, size, align, nt); \
+        uintptr_t saved_ = t_new_fp; \
+        t_new_fp = (uintptr_t)__builtin_frame_address(0); \
+        void *p_ = hooks_new_real(v, size, align, nt); \
+        t_new_fp = saved_; \
+        htri_agent_guard++; \
+        HOOKS_CAPTURE(pcs_, n_); \
+        if (p_) \
+            htri_agent_on_alloc(fam, p_, size, pcs_, n_); \
+        else \
+            htri_agent_on_failed(fam, size, pcs_, n_); \
+        htri_agent_guard--; \
+        return p_; \
+    } while (0)
+
+HTRI_EXPORT void *_Znwm(size_t size) { HOOKS_NEW_BODY(NEW_N, HTRI_FAM_NEW, size, 0, NULL); }
+HTRI_EXPORT void *_Znam(size_t size) { HOOKS_NEW_BODY(NEW_A, HTRI_FAM_NEW_ARRAY, size, 0, NULL); }
+HTRI_EXPORT void *_ZnwmRKSt9nothrow_t(size_t size, const void *nt)
+{
+    HOOKS_NEW_BODY(NEW_N_NT, HTRI_FAM_NEW, size, 0, nt);
+}
+HTRI_EXPORT void *_ZnamRKSt9nothrow_t(size_t size, const void *nt)
+{
+    HOOKS_NEW_BODY(NEW_A_NT, HTRI_FAM_NEW_ARRAY, size, 0, nt);
+}
+HTRI_EXPORT void *_ZnwmSt11align_val_t(size_t size, size_t align)
+{
+    HOOKS_NEW_BODY(NEW_N_AL, HTRI_FAM_NEW, size, align, NULL);
+}
+HTRI_EXPORT void *_ZnamSt11align_val_t(size_t size, size_t align)
+{
+    HOOKS_NEW_BODY(NEW_A_AL, HTRI_FAM_NEW_ARRAY, size, align, NULL);
+}
+HTRI_EXPORT void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t size, size_t align, const void *nt)
+{
+    HOOKS_NEW_BODY(NEW_N_AL_NT, HTRI_FAM_NEW, size, align, nt);
+}
+HTRI_EXPORT void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t size, size_t align, const void *nt)
+{
+    HOOKS_NEW_BODY(NEW_A_AL_NT, HTRI_FAM_NEW_ARRAY, size, align, nt);
+}
+
+typedef void (*del_plain_fn)(void *);
+typedef void (*del_2_fn)(void *, size_t);        /* sized, aligned, or nothrow (pointer) */
+typedef void (*del_3_fn)(void *, size_t, size_t);
+
+/* Every operator delete: record, then the next definition (libstdc++'s, which frees). */
+static inline __attribute__((always_inline)) void hooks_delete(int v, uint8_t ffam, void *p,
+                                                                size_t a1, size_t a2)
+{
+    if (!p || hooks_in_arena(p))
+        return;
+    if (hooks_enter())
+        return;
+    int pass = hooks_pass();
+    if (!pass) {
+        htri_agent_guard++;
+        htri_agent_on_free(ffam, p);
+    }
+    if (htri_unlikely(!__atomic_load_n(&g_hooks.cxx_resolved, __ATOMIC_ACQUIRE)))
+        hooks_resolve_cxx();
+    void *fn = g_hooks.del_fn[v];
+    if (!fn) {
+        g_hooks.free(p);
+    } else {
+        switch (v) {
+        case DEL_N: case DEL_A: ((del_plain_fn)fn)(p); break;
+        case DEL_N_SZ_AL: case DEL_A_SZ_AL: case DEL_N_AL_NT: case DEL_A_AL_NT:
+            ((del_3_fn)fn)(p, a1, a2);
+            break;
+        default: ((del_2_fn)fn)(p, a1); break;
+        }
+    }
+    if (!pass)
+        htri_agent_guard--;
+}
+
+HTRI_EXPORT void _ZdlPv(void *p) { hooks_delete(DEL_N, HTRI_FFAM_DELETE, p, 0, 0); }
+HTRI_EXPORT void _ZdaPv(void *p) { hooks_delete(DEL_A, HTRI_FFAM_DELETE_ARRAY, p, 0, 0); }
+HTRI_EXPORT void _ZdlPvm(void *p, size_t s) { hooks_delete(DEL_N_SZ, HTRI_FFAM_DELETE, p, s, 0); }
+HTRI_EXPORT void _ZdaPvm(void *p, size_t s)
+{
+    hooks_delete(DEL_A_SZ, HTRI_FFAM_DELETE_ARRAY, p, s, 0);
+}
+HTRI_EXPORT void _ZdlPvSt11align_val_t(void *p, size_t al)
+{
+    hooks_delete(DEL_N_AL, HTRI_FFAM_DELETE, p, al, 0);
+}
+HTRI_EXPORT void _ZdaPvSt11align_val_t(void *p, size_t al)
+{
+    hooks_delete(DEL_A_AL, HTRI_FFAM_DELETE_ARRAY, p, al, 0);
+}
+HTRI_EXPORT void _ZdlPvmSt11align_val_t(void *p, size_t s, size_t al)
+{
+    hooks_delete(DEL_N_SZ_AL, HTRI_FFAM_DELETE, p, s, al);
+}
+HTRI_EXPORT void _ZdaPvmSt11align_val_t(void *p, size_t s, size_t al)
+{
+    hooks_delete(DEL_A_SZ_AL, HTRI_FFAM_DELETE_ARRAY, p, s, al);
+}
+HTRI_EXPORT void _ZdlPvRKSt9nothrow_t(void *p, const void *nt)
+{
+    hooks_delete(DEL_N_NT, HTRI_FFAM_DELETE, p, (size_t)nt, 0);
+}
+HTRI_EXPORT void _ZdaPvRKSt9nothrow_t(void *p, const void *nt)
+{
+    hooks_delete(DEL_A_NT, HTRI_FFAM_DELETE_ARRAY, p, (size_t)nt, 0);
+}
+HTRI_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt)
+{
+    hooks_delete(DEL_N_AL_NT, HTRI_FFAM_DELETE, p, al, (size_t)nt);
+}
+HTRI_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t al, const void *nt)
+{
+    hooks_delete(DEL_A_AL_NT, HTRI_FFAM_DELETE_ARRAY, p, al, (size_t)nt);
+}
+
+/* ---- anonymous mappings ---- */
+
+static inline __attribute__((always_inline)) void *hooks_mmap_common(void *(*real)(void *, size_t, int, int, int, off_t),
+                                                                     void *addr, size_t len, int prot,
+                                                                     int flags, int fd, off_t off)
+{
+    if (hooks_enter() || !real)
+        return (void *)syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+    if (hooks_pass() || !(flags & MAP_ANONYMOUS))
+        return real(addr, len, prot, flags, fd, off);
+    htri_agent_guard++;
+    void *p = real(addr, len, prot, flags, fd, off);
+    if (p != MAP_FAILED) {
+        HOOKS_CAPTURE(pcs, n);
+        htri_agent_on_mmap(p, len, pcs, n);
+    }
+    htri_agent_guard--;
+    return p;
+}
+
+HTRI_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return hooks_mmap_common(g_hooks.mmap, addr, len, prot, flags, fd, off);
+}
+
+HTRI_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return hooks_mmap_common(g_hooks.mmap64, addr, len, prot, flags, fd, off);
+}
+
+HTRI_EXPORT int munmap(void *addr, size_t len)
+{
+    if (hooks_enter() || !g_hooks.munmap)
+        return (int)syscall(SYS_munmap, addr, len);
+    if (hooks_pass())
+        return g_hooks.munmap(addr, len);
+    htri_agent_guard++;
+    int rc = g_hooks.munmap(addr, len);
+    if (rc == 0)
+        htri_agent_on_munmap(addr, len);
+    htri_agent_guard--;
+    return rc;
+}
+
+HTRI_EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+    void *new_addr = NULL;
+    if (flags & MREMAP_FIXED) {
+        va_list ap;
+        va_start(ap, flags);
+        new_addr = va_arg(ap, void *);
+        va_end(ap);
+    }
+    if (hooks_enter() || !g_hooks.mremap)
+        return (void *)syscall(SYS_mremap, old, old_len, new_len, flags, new_addr);
+    if (hooks_pass())
+        return g_hooks.mremap(old, old_len, new_len, flags, new_addr);
+    htri_agent_guard++;
+    void *p = g_hooks.mremap(old, old_len, new_len, flags, new_addr);
+    if (p != MAP_FAILED) {
+        HOOKS_CAPTURE(pcs, n);
+        htri_agent_on_munmap(old, old_len);
+        htri_agent_on_mmap(p, new_len, pcs, n);
+    }
+    htri_agent_guard--;
+    return p;
+}
+
+/* ---- dlclose ---- */
+
+HTRI_EXPORT int dlclose(void *handle)
+{
+    if (hooks_enter() || !g_hooks.dlclose)
+        return -1;
+    int rc = g_hooks.dlclose(handle);
+    if (rc == 0)
+        htri_agent_modules_changed();
+    return rc;
+}
+
+/* ---- exec ---- */
+
+/* With trace_children, the new image must not take our `out` (it keeps our pid): hand it
+ * an environment whose HEAPTRAIL_OPTIONS ends in main_pid=-1. Our own pages; NULL if
+ * nothing needs changing. */
+static char **hooks_exec_env(char *const envp[], size_t *bytes)
+{
+    *bytes = 0;
+    if (!htri_agent_trace_children() || !envp)
+        return NULL;
+    size_t n = 0;
+    while (envp[n])
+        n++;
+    size_t sz = (n + 2) * sizeof(char *);
+    char **env = htri_os_pages_alloc(sz);
+    if (!env)
+        return NULL;
+    int replaced = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(envp[i], "HEAPTRAIL_OPTIONS=", 18) == 0) {
+            env[i] = (char *)htri_agent_child_options_env();
+            replaced = 1;
+        } else {
+            env[i] = envp[i];
+        }
+    }
+    env[n] = replaced ? NULL : (char *)htri_agent_child_options_env();
+    env[n + 1] = NULL;
+    *bytes = sz;
+    return env;
+}
+
+static int hooks_exec(int path_search, const char *file, char *const argv[], char *const envp[])
+{
+    if (hooks_enter())
+        return -1;
+    int (*real)(const char *, char *const[], char *const[]) =
+        path_search ? g_hooks.execvpe : g_hooks.execve;
+    if (htri_agent_guard)
+        return real(file, argv, envp);
+    htri_agent_guard++;
+    size_t env_bytes;
+    char **env = hooks_exec_env(envp, &env_bytes);
+    htri_agent_before_exec();
+    htri_agent_guard--;
+    int rc = real(file, argv, env ? env : envp);
+    int saved = errno;
+    htri_agent_guard++;
+    htri_agent_exec_failed();
+    if (env)
+        htri_os_pages_free(env, env_bytes);
+    htri_agent_guard--;
+    errno = saved;
+    return rc;
+}
+
+HTRI_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    return hooks_exec(0, path, argv, envp);
+}
+HTRI_EXPORT int execv(const char *path, char *const argv[])
+{
+    return hooks_exec(0, path, argv, environ);
+}
+HTRI_EXPORT int execvp(const char *file, char *const argv[])
+{
+    return hooks_exec(1, file, argv, environ);
+}
+HTRI_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+    return hooks_exec(1, file, argv, envp);
+}
+
+/* execl*: collect the variadic arguments into an argv on the stack (no allocation). */
+#define HOOKS_EXECL_ARGV(first, last_named, argv_name, extra_envp) \
+    size_t argc_ = 1; \
+    va_list ap_; \
+    va_start(ap_, last_named); \
+    while (va_arg(ap_, const char *)) \
+        argc_++; \
+    va_end(ap_); \
+    const char *argv_name[argc_ + 1]; \
+    argv_name[0] = first; \
+    va_start(ap_, last_named); \
+    for (size_t i_ = 1; i_ <= argc_; i_++) \
+        argv_name[i_] = va_arg(ap_, const char *); \
+    extra_envp; \
+    va_end(ap_)
+
+HTRI_EXPORT int execl(const char *path, const char *arg, ...)
+{
+    HOOKS_EXECL_ARGV(arg, arg, argv, (void)0);
+    return hooks_exec(0, path, (char *const *)argv, environ);
+}
+HTRI_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+    HOOKS_EXECL_ARGV(arg, arg, argv, (void)0);
+    return hooks_exec(1, file, (char *const *)argv, environ);
+}
+HTRI_EXPORT int execle(const char *path, const char *arg, ...)
+{
+    char *const *envp;
+    HOOKS_EXECL_ARGV(arg, arg, argv, envp = va_arg(ap_, char *const *));
+    return hooks_exec(0, path, (char *const *)argv, envp);
+}
+
+/* ---- exit ---- */
+
+HTRI_EXPORT void exit(int status)
+{
+    if (hooks_enter())
+        syscall(SYS_exit_group, status);
+    htri_agent_note_exit_status(status);
+    g_hooks.exit(status);
+}
+
+HTRI_EXPORT void _exit(int status)
+{
+    if (hooks_enter() || !g_hooks.exit_)
+        syscall(SYS_exit_group, status);
+    htri_agent_guard++;
+    htri_agent_note_exit_status(status);
+    htri_agent_finish(HTRI_END_EXIT, status);
+    g_hooks.exit_(status);
+}
+
+HTRI_EXPORT void _Exit(int status)
+{
+    if (hooks_enter() || !g_hooks.exit_upper)
+        syscall(SYS_exit_group, status);
+    htri_agent_guard++;
+    htri_agent_note_exit_status(status);
+    htri_agent_finish(HTRI_END_EXIT, status);
+    g_hooks.exit_upper(status);
+}
+
+/* main's return value is the exit status when the program never calls exit() itself. */
+static int hooks_main(int argc, char **argv, char **envp)
+{
+    int rc = g_hooks.real_main(argc, argv, envp);
+    htri_agent_note_exit_status(rc);
+    return rc;
+}
+
+HTRI_EXPORT int __libc_start_main(hooks_main_fn main_fn, int argc, char **argv,
+                                  void (*init)(void), void (*fini)(void),
+                                  void (*rtld_fini)(void), void *stack_end)
+{
+    hooks_enter();
+    if (!g_hooks.libc_start_main)
+        g_hooks.libc_start_main = (__typeof__(g_hooks.libc_start_main))hooks_sym("__libc_start_main");
+    g_hooks.real_main = main_fn;
+    return g_hooks.libc_start_main(hooks_main, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+/* The final work, as late as possible: glibc runs an exit handler registered while the
+ * handlers run (here: from our destructor inside _dl_fini) after the ones already done,
+ * so frees made by every other library's destructor are seen. */
+static void hooks_at_exit(void)
+{
+    if (htri_agent_freeres() && htri_agent_tracking()) {
+        /* As memcheck does: free libc's and libstdc++'s own caches, recorded. */
+        if (g_hooks.cxx_freeres)
+            g_hooks.cxx_freeres();
+        if (g_hooks.libc_freeres)
+            g_hooks.libc_freeres();
+    }
+    htri_agent_guard++;
+    if (htri_scan_at_exit && htri_agent_tracking())
+        htri_scan_at_exit();
+    htri_agent_finish(HTRI_END_EXIT, 0);
+    htri_agent_guard--;
+}
+
+__attribute__((constructor)) static void hooks_init(void)
+{
+    hooks_enter();
+    htri_agent_guard++;
+    htri_agent_init_late();
+    htri_agent_guard--;
+}
+
+__attribute__((destructor)) static void hooks_fini(void)
+{
+    if (atexit(hooks_at_exit) != 0)
+        hooks_at_exit();
+}
+
+/* ---- signals: the program's wishes win over our fatal-signal handlers ---- */
+
+HTRI_EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+    if (hooks_enter() || !g_hooks.signal)
+        return SIG_ERR;
+    if (htri_agent_guard)
+        return g_hooks.signal(sig, handler);
+    int ours = htri_agent_signal_is_ours(sig);
+    sighandler_t old = g_hooks.signal(sig, handler);
+    if (ours && old != SIG_ERR) {
+        htri_agent_signal_taken(sig);
+        old = SIG_DFL;
+    }
+    return old;
+}
+
+HTRI_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+    if (hooks_enter() || !g_hooks.sigaction)
+        return (int)syscall(SYS_rt_sigaction, sig, act, old, 8);
+    if (htri_agent_guard)
+        return g_hooks.sigaction(sig, act, old);
+    int ours = htri_agent_signal_is_ours(sig);
+    int rc = g_hooks.sigaction(sig, act, old);
+    if (rc == 0 && ours) {
+        if (old) {
+            old->sa_handler = SIG_DFL;
+            old->sa_flags = 0;
+        }
+        if (act)
+            htri_agent_signal_taken(sig);
+    }
+    return rc;
+}
+
+/* ---- public agent control ---- */
+
+HTRI_EXPORT size_t heaptrail_agent_live_bytes(void)
+{
+    return htri_agent_active() ? (size_t)htri_table_bytes() : 0;
+}
+
+HTRI_EXPORT int heaptrail_agent_active(void)
+{
+    return htri_agent_active();
+}
