@@ -149,14 +149,14 @@ int htri_render_stack(htri_render_syms *s, uint32_t stack, htri_frame *out, int 
     if (!s->loaded)
         render_syms_load(s);
     size_t depth = htri_model_stack(m, stack, nodes, HTRI_ARRAY_LEN(nodes));
-    int n = 0, skipping = 1;
+    int n = 0;
     for (size_t i = 0; i < depth && n < max; i++) {
         const htri_node *nd = &m->nodes[nodes[i]];
         const htri_module_info *mod = nd->module >= 0 ? &m->modules[nd->module] : NULL;
-        /* the agent's hook frames sit innermost; the program's own start at the first other */
-        if (skipping && mod && render_is_agent(mod->path))
+        /* the agent's frames (its hooks innermost, its main() wrapper outermost) are not
+         * the program's: memcheck hides its replacement functions the same way */
+        if (mod && render_is_agent(mod->path))
             continue;
-        skipping = 0;
         int h = mod && s->handles ? s->handles[nd->module] : -1;
         if (h >= 0) {
             int k = htri_symtab_resolve(s->st, h, nd->pc, 1, out + n, max - n);
