@@ -1,7 +1,6 @@
-/* Benchmark of the debug allocators: nanoseconds per call (alloc or free) of each layer over
- * libc, against plain malloc/free, measured side by side in one run (rounds interleaved,
- * median of rounds). Prints a markdown table for bench/results/alloc.md.
- *   alloc_bench [--quick] */
+/* Benchmark of the debug allocators: ns per call of each layer over libc against plain
+ * malloc/free, side by side in one run (rounds interleaved, median), as a markdown table for
+ * bench/results/alloc.md. Usage: alloc_bench [--quick] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,9 +1,10 @@
 /* The failing layer: forces out-of-memory on a schedule (after N, every N-th, or at a seeded
- * rate) so error paths run in tests, like SQLite's fault simulator or Lua's ltests failnext.
- * One htr_realloc is one event: resize and remap decline (without counting) when the next
- * event is due to fail, so the fallback alloc is the one that fails. */
+ * rate) so error paths run in tests, like SQLite's fault simulator or Lua's ltests failnext. */
 #include "alloc/alloc_internal.h"
 #include "base/hash.h"
+
+/* One htr_realloc is one event: resize and remap decline (without counting) when the next
+ * event is due to fail, so the fallback alloc is the one that fails. */
 
 struct htr_failing {
     htr_allocator_t parent;

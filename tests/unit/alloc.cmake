@@ -1,7 +1,6 @@
-# Test rules of the debug allocators (src/alloc), included from tests/CMakeLists.txt after the
-# unit tests are defined: the adapter tests link the real libraries, the tests that check
-# symbol names in stacks export their functions, and the examples and the benchmark are
-# built (examples also run as tests).
+# Test rules of the debug allocators (src/alloc), included after the unit tests are defined:
+# adapter tests link the real libraries, stack-checking tests export their symbols, and the
+# examples (run as tests) and the benchmark are built.
 pkg_check_modules(HTR_LUA QUIET IMPORTED_TARGET lua5.4)
 pkg_check_modules(HTR_SQLITE QUIET IMPORTED_TARGET sqlite3)
 

@@ -1,7 +1,6 @@
-/* Unit test of the growth-test harness: the trend statistics on exact series, then synthetic
- * operations, each run 20 times with varied seeds and phases: a 64-byte-per-iteration leak
- * is GROWING; a bounded LRU cache, a sawtooth and a warm-up spike are not; a cache filling
- * after the warm-up is a PLATEAU. */
+/* Unit test of the growth-test harness: trend statistics on exact series, then synthetic
+ * operations run 20 times each (varied seeds, phases): a 64-byte leak per iteration is
+ * GROWING; a bounded LRU cache, a sawtooth and a warm-up spike are not; late fill: PLATEAU. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
