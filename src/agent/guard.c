@@ -16,12 +16,10 @@
 
 /* Capacities, sized so the address space is reserved once and touched only as used. */
 #define GUARD_Q_SLOTS (1u << 20)          /* quarantined blocks at most (32 MiB of ring) */
-#define GUARD_Q_INDEX (GUARD_Q_SLOTS * 2) /* pointer -> slot index, load <= 1/2 */
+#define GUARD_PREFETCH_AHEAD 4             /* evictions between a prefetch and its check */
 #define GUARD_CTX_SLOTS 4096              /* distinct error contexts counted exactly */
 #define GUARD_HEADER_MAGIC 0x48545247u    /* "GRTH" */
 #define GUARD_STACK_GUESS (8u << 20)      /* how far above sp an address counts as "stack" */
-
-typedef struct guard_qindex { uintptr_t key; uint64_t seq; } guard_qindex;
 
 static struct {
     htri_guard_opts opts;
@@ -29,10 +27,11 @@ static struct {
     htri_guard_report_fn report;
     void *report_user;
 
-    /* quarantine: a ring of entries [q_head, q_tail) by sequence number, plus an index */
+    /* quarantine: a ring of entries [q_head, q_tail) by sequence number. No index by
+     * address: an index keyed by ever-new addresses costs cache misses on every free, while
+     * only bad frees (rare) look blocks up, and they can afford a scan. */
     atomic_int q_lock;
     htri_guard_qentry *q_ring;
-    guard_qindex *q_index;
     uint64_t q_head, q_tail, q_bytes;
     uint64_t q_budget;
 
@@ -200,9 +199,7 @@ int htri_guard_parse_option(htri_guard_opts *o, const char *name, const char *va
 static void guard_quarantine_release(void)
 {
     if (g_guard.q_ring) htri_os_pages_free(g_guard.q_ring, GUARD_Q_SLOTS * sizeof(htri_guard_qentry));
-    if (g_guard.q_index) htri_os_pages_free(g_guard.q_index, GUARD_Q_INDEX * sizeof(guard_qindex));
     g_guard.q_ring = NULL;
-    g_guard.q_index = NULL;
     g_guard.q_budget = 0;
 }
 
@@ -218,8 +215,7 @@ int htri_guard_init(const htri_guard_opts *o, htri_guard_report_fn report, void 
 
     if (o->quarantine_bytes) {
         g_guard.q_ring = htri_os_pages_reserve(GUARD_Q_SLOTS * sizeof(htri_guard_qentry));
-        g_guard.q_index = htri_os_pages_reserve(GUARD_Q_INDEX * sizeof(guard_qindex));
-        if (!g_guard.q_ring || !g_guard.q_index) {
+        if (!g_guard.q_ring) {
             guard_quarantine_release();
             rc = -ENOMEM;
         } else {
@@ -373,6 +369,19 @@ static int guard_find_damage(const uint8_t *p, size_t n, uint8_t want, size_t *f
     while (i < n && ((uintptr_t)(p + i) & 7)) {
         if (p[i] != want) goto found;
         i++;
+    }
+    /* 64 bytes per step in vector registers, one branch: this loop is most of what the
+     * quarantine costs. Any difference stops it; the word and byte loops below locate it. */
+    typedef uint64_t guard_v2 __attribute__((vector_size(16)));
+    const guard_v2 vpat = { pat, pat };
+    for (; i + 64 <= n; i += 64) {
+        guard_v2 a, b, c, d;
+        memcpy(&a, p + i, 16);
+        memcpy(&b, p + i + 16, 16);
+        memcpy(&c, p + i + 32, 16);
+        memcpy(&d, p + i + 48, 16);
+        guard_v2 x = (a ^ vpat) | (b ^ vpat) | (c ^ vpat) | (d ^ vpat);
+        if (x[0] | x[1]) break;
     }
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
@@ -567,44 +576,6 @@ static uint64_t guard_q_cost(const htri_guard_qentry *e)
     return e->size + (g_guard.rz ? 2 * g_guard.rz + HTRI_GUARD_HEADER : 0);
 }
 
-static size_t guard_qi_home(uintptr_t key) { return htri_hash64(key) & (GUARD_Q_INDEX - 1); }
-
-static void guard_qi_insert(uintptr_t key, uint64_t seq)
-{
-    size_t i = guard_qi_home(key);
-    while (g_guard.q_index[i].key) i = (i + 1) & (GUARD_Q_INDEX - 1);
-    g_guard.q_index[i].key = key;
-    g_guard.q_index[i].seq = seq;
-}
-
-static long guard_qi_find(uintptr_t key)
-{
-    for (size_t i = guard_qi_home(key);; i = (i + 1) & (GUARD_Q_INDEX - 1)) {
-        if (g_guard.q_index[i].key == key) return (long)i;
-        if (!g_guard.q_index[i].key) return -1;
-    }
-}
-
-/* Linear probing deletion by backward shift (Knuth 6.4, Algorithm R): no tombstones, so
- * probe chains stay short however long the program runs. */
-static void guard_qi_delete(uintptr_t key)
-{
-    long at = guard_qi_find(key);
-    if (at < 0) return;
-    size_t i = (size_t)at, j = i;
-    for (;;) {
-        j = (j + 1) & (GUARD_Q_INDEX - 1);
-        if (!g_guard.q_index[j].key) break;
-        size_t k = guard_qi_home(g_guard.q_index[j].key);
-        bool movable = i <= j ? (k <= i || k > j) : (k <= i && k > j);
-        if (movable) {
-            g_guard.q_index[i] = g_guard.q_index[j];
-            i = j;
-        }
-    }
-    g_guard.q_index[i].key = 0;
-}
-
 int htri_guard_quarantine_push(const htri_guard_qentry *e)
 {
     if (!g_guard.q_budget || guard_q_cost(e) > g_guard.q_budget / 4) return 1;
@@ -615,7 +586,6 @@ int htri_guard_quarantine_push(const htri_guard_qentry *e)
         return 1;
     }
     g_guard.q_ring[g_guard.q_tail & (GUARD_Q_SLOTS - 1)] = *e;
-    guard_qi_insert(e->user, g_guard.q_tail);
     g_guard.q_tail++;
     g_guard.q_bytes += guard_q_cost(e);
     guard_unlock(&g_guard.q_lock);
@@ -650,6 +620,13 @@ static int guard_q_check(const htri_guard_qentry *q, htri_error_rec *e)
 static int guard_q_take(htri_guard_qentry *out, bool only_over_budget)
 {
     if (!g_guard.q_ring) return 0;
+    /* the common answer, "within budget", without the lock (racy reads: the locked test
+     * below decides; a miss here only delays an eviction to the next free) */
+    if (only_over_budget &&
+        __atomic_load_n(&g_guard.q_bytes, __ATOMIC_RELAXED) <= g_guard.q_budget &&
+        __atomic_load_n(&g_guard.q_tail, __ATOMIC_RELAXED) -
+        __atomic_load_n(&g_guard.q_head, __ATOMIC_RELAXED) <= GUARD_Q_SLOTS / 8 * 7)
+        return 0;
     guard_lock(&g_guard.q_lock);
     uint64_t n = g_guard.q_tail - g_guard.q_head;
     bool over = g_guard.q_bytes > g_guard.q_budget || n > GUARD_Q_SLOTS / 8 * 7;
@@ -660,7 +637,13 @@ static int guard_q_take(htri_guard_qentry *out, bool only_over_budget)
     *out = g_guard.q_ring[g_guard.q_head & (GUARD_Q_SLOTS - 1)];
     g_guard.q_head++;
     g_guard.q_bytes -= guard_q_cost(out);
-    guard_qi_delete(out->user);
+    if (n > GUARD_PREFETCH_AHEAD) {
+        /* blocks leave cold, a whole budget of frees after they came: start loading one a
+         * few evictions ahead (header, fill, redzone), so its check does not wait on memory */
+        const uint8_t *ahead = (const uint8_t *)
+            g_guard.q_ring[(g_guard.q_head + GUARD_PREFETCH_AHEAD - 1) & (GUARD_Q_SLOTS - 1)].user;
+        for (int line = -1; line < 5; line++) __builtin_prefetch(ahead + 64 * line);
+    }
     guard_unlock(&g_guard.q_lock);
 
     htri_error_rec e;
@@ -676,20 +659,14 @@ int htri_guard_quarantine_find(uintptr_t addr, bool interior, htri_guard_qentry 
     int found = 0;
     if (!g_guard.q_ring) return 0;
     guard_lock(&g_guard.q_lock);
-    if (!interior) {
-        long i = guard_qi_find(addr);
-        if (i >= 0) {
-            *out = g_guard.q_ring[g_guard.q_index[i].seq & (GUARD_Q_SLOTS - 1)];
+    /* newest first: a double free usually follows its first free closely */
+    for (uint64_t s = g_guard.q_tail; s != g_guard.q_head; s--) {
+        const htri_guard_qentry *q = &g_guard.q_ring[(s - 1) & (GUARD_Q_SLOTS - 1)];
+        if (q->user == addr ||
+            (interior && addr > q->user && addr < q->user + (q->size ? q->size : 1))) {
+            *out = *q;
             found = 1;
-        }
-    } else {
-        for (uint64_t s = g_guard.q_head; s != g_guard.q_tail; s++) {
-            const htri_guard_qentry *q = &g_guard.q_ring[s & (GUARD_Q_SLOTS - 1)];
-            if (addr >= q->user && addr < q->user + (q->size ? q->size : 1)) {
-                *out = *q;
-                found = 1;
-                break;
-            }
+            break;
         }
     }
     guard_unlock(&g_guard.q_lock);

@@ -153,7 +153,7 @@ int htri_guard_quarantine_evict(htri_guard_qentry *out);
 /* As evict, but takes the oldest block whatever the budget (at exit: drain and verify all). */
 int htri_guard_quarantine_pop(htri_guard_qentry *out);
 /* Is user a block in quarantine (exactly, or inside one when interior is true)? Copies its
- * entry. Returns 1 or 0. Exact lookups are O(1); interior ones scan (error path only). */
+ * entry. Returns 1 or 0. A scan, newest first, under the quarantine lock: bad frees only. */
 int htri_guard_quarantine_find(uintptr_t addr, bool interior, htri_guard_qentry *out);
 /* Blocks and bytes held now. */
 void htri_guard_quarantine_stats(size_t *n_blocks, uint64_t *bytes);
