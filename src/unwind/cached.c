@@ -210,11 +210,12 @@ static const struct cached_seg *cached_find_seg(const struct cached_snapshot *s,
     return seg->lo <= pc && pc < seg->hi ? seg : NULL;
 }
 
-/* Return addresses of one module differ in their low bits already; folding in the next
- * bits spreads modules whose code sits at the same offset. */
+/* The low bits of the return address, as is: within one module return addresses differ
+ * there already, collisions across modules just probe on, and it keeps the hash to one
+ * instruction on the walk's critical path (pc -> slot -> CFA -> next pc). */
 static inline uint32_t cached_hash(uintptr_t pc)
 {
-    return (uint32_t)(pc ^ (pc >> CACHED_SLOTS_LOG2)) & (CACHED_SLOTS - 1);
+    return (uint32_t)pc & (CACHED_SLOTS - 1);
 }
 
 static void cached_insert(uint64_t key, uint64_t rule)
