@@ -1,6 +1,7 @@
-/* The cached engine: each return address's unwind rule is computed once from .eh_frame
- * (cfi.c) and kept in a lock-free hash table on mmap'd memory, so a later unwind step costs a
- * probe and two loads, like a frame-pointer walk. Called from htri_unwind_capture(). */
+/* The cached engine, called from htri_unwind_capture(): each return address's unwind rule is
+ * computed once from .eh_frame (cfi.c) and kept in a lock-free hash table on mmap'd memory,
+ * so a step costs a probe and two loads; a per-thread memo of the last walk replays the
+ * outer frames a capture shares with the previous one at about frame-pointer cost. */
 #include <link.h>
 #include <stdatomic.h>
 #include <stddef.h>
