@@ -162,10 +162,13 @@ HTR_API htr_allocator_t htr_logging_allocator(htr_logging_t *l);
 HTR_API uint64_t htr_logging_lines(htr_logging_t *l);
 HTR_API void htr_logging_destroy(htr_logging_t *l);
 
-/* validating: canaries of HTR_FILL_GUARD bytes before and after every block (taken from the
- * parent, in band), checked on free and on demand; fresh blocks are filled with 0xA5 and
- * freed ones with 0xDD. A damaged block is reported with its address, size, allocation
- * stack and the damaged byte offsets; it is still freed. */
+/* validating: canaries of HTR_ALLOC_FILL_GUARD bytes before and after every block (taken
+ * from the parent, in band), checked on free and on demand; fresh blocks are filled with
+ * HTR_ALLOC_FILL_FRESH and freed ones with HTR_ALLOC_FILL_FREED. A damaged block is reported
+ * with its address, size, allocation stack and the damaged byte offsets; it is still freed. */
+#define HTR_ALLOC_FILL_FRESH 0xA5 /* the agent's fill bytes, so a hexdump reads the same */
+#define HTR_ALLOC_FILL_FREED 0xDD
+#define HTR_ALLOC_FILL_GUARD 0xFB
 typedef struct htr_validating htr_validating_t;
 HTR_API htr_validating_t *htr_validating_new(htr_allocator_t parent, const htr_layer_opts_t *opts);
 HTR_API htr_allocator_t htr_validating_allocator(htr_validating_t *v);

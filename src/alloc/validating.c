@@ -19,6 +19,9 @@
  * guard never hides which block it was. */
 #define CANARY 16
 
+_Static_assert(HTR_ALLOC_FILL_FRESH == HTR_FILL_FRESH && HTR_ALLOC_FILL_FREED == HTR_FILL_FREED &&
+               HTR_ALLOC_FILL_GUARD == HTR_FILL_GUARD, "public fill bytes match config.h");
+
 struct htr_validating {
     htr_allocator_t parent;
     htri_layer_cfg cfg;
