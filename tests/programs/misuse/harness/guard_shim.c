@@ -38,6 +38,7 @@ typedef struct shim_stack { uint64_t hash; int n; uintptr_t pcs[SHIM_DEPTH]; } s
 
 static struct {
     atomic_int init_lock, ready;
+    atomic_int finished;          /* report printed: from now on blocks are only unwrapped */
     atomic_int table_lock, stack_lock, rec_lock;
     htri_block *table;            /* open addressing, addr 0 = empty, backward-shift delete */
     shim_stack *stacks;           /* node id = index; 0 = empty stack */
@@ -322,10 +323,43 @@ static int shim_release(uint8_t ffam, void *p, const uintptr_t *pcs, int n, int 
     return 0;
 }
 
+/* After the report (destructors and exit handlers still run): no more checks, but a guarded
+ * block must still reach the real free as its raw pointer, never as the user pointer. */
+static void shim_free_finished(void *p)
+{
+    htri_block b;
+    t_in = 1;
+    if (shim_table_get((uintptr_t)p, &b, 1) == 0 && (b.tag & SHIM_TAG_GUARDED))
+        shim_real_free_user((uintptr_t)p, b.tag & 0xff);
+    else
+        __libc_free(p);
+    t_in = 0;
+}
+
+static void *shim_realloc_finished(void *old, size_t size)
+{
+    htri_block b;
+    t_in = 1;
+    void *p;
+    if (shim_table_get((uintptr_t)old, &b, 1) == 0 && (b.tag & SHIM_TAG_GUARDED)) {
+        p = __libc_malloc(size ? size : 1);
+        if (p) {
+            memcpy(p, old, b.size < size ? b.size : size);
+            shim_real_free_user((uintptr_t)old, b.tag & 0xff);
+        } else {
+            shim_table_insert(&b);
+        }
+    } else {
+        p = __libc_realloc(old, size);
+    }
+    t_in = 0;
+    return p;
+}
+
 /* ---- interposed symbols ---- */
 
 #define SHIM_ENTER_OR(pass) \
-    if (t_in) { pass; } \
+    if (t_in || atomic_load_explicit(&g_shim.finished, memory_order_relaxed)) { pass; } \
     shim_init(); \
     t_in = 1
 
@@ -360,7 +394,7 @@ HTRI_EXPORT void *calloc(size_t count, size_t size)
 HTRI_EXPORT void free(void *p)
 {
     if (!p) return;
-    SHIM_ENTER_OR(__libc_free(p); return);
+    SHIM_ENTER_OR(if (t_in) __libc_free(p); else shim_free_finished(p); return);
     SHIM_CAPTURE(pcs, n);
     shim_release(HTRI_FFAM_FREE, p, pcs, n, 1);
     t_in = 0;
@@ -369,7 +403,7 @@ HTRI_EXPORT void free(void *p)
 HTRI_EXPORT void *realloc(void *old, size_t size)
 {
     if (!old) return malloc(size);
-    SHIM_ENTER_OR(return __libc_realloc(old, size));
+    SHIM_ENTER_OR(return t_in ? __libc_realloc(old, size) : shim_realloc_finished(old, size));
     SHIM_CAPTURE(pcs, n);
     void *p = NULL;
     htri_block b;
@@ -445,7 +479,13 @@ HTRI_EXPORT size_t malloc_usable_size(void *p)
     if (!p) return 0;
     if (!shim_table_get((uintptr_t)p, &b, 0) && (b.tag & SHIM_TAG_GUARDED))
         return htri_guard_usable_size(p);
-    return 0; /* not a live block of ours: glibc's answer would read garbage */
+    /* not a block of ours (our own, or made after the report): glibc's answer */
+    static size_t (*real_usable)(void *);
+    int was_in = t_in;
+    t_in = 1;
+    if (!real_usable) real_usable = (size_t (*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+    t_in = was_in;
+    return real_usable ? real_usable(p) : 0;
 }
 
 /* ---- C++ ---- */
@@ -491,7 +531,7 @@ static void *shim_new(uint8_t fam, size_t size, size_t align, int nothrow)
 static void shim_delete(uint8_t ffam, void *p)
 {
     if (!p) return;
-    SHIM_ENTER_OR(__libc_free(p); return);
+    SHIM_ENTER_OR(if (t_in) __libc_free(p); else shim_free_finished(p); return);
     SHIM_CAPTURE(pcs, n);
     shim_release(ffam, p, pcs, n, 1);
     t_in = 0;
@@ -550,4 +590,6 @@ __attribute__((destructor)) static void shim_fini(void)
     htri_guard_error_counts(&n_err, NULL);
     int code = htri_guard_options()->error_exitcode;
     if (n_err && code) _exit(code);
+    atomic_store(&g_shim.finished, 1);
+    t_in = 0;
 }
