@@ -1010,7 +1010,7 @@ static void agent_writer_pass(int final, long spin_bound)
                          strlen(g_agent.stop_msg));
     agent_write_nodes(now);
     for (agent_thread *t = head; t; t = t->next) {
-        if (t->announced || t->dead)
+        if (t->announced)
             continue;
         char name[64];
         int len = htri_os_thread_name(t->tid, name, sizeof name);
@@ -1270,7 +1270,8 @@ static void agent_fork_child(void)
             g_agent.pool = t->buf;
             t->buf = NULL;
         }
-        t->announced = 0;
+        /* Threads that did not survive fork are never announced in the child's file. */
+        t->announced = t != self;
         t->end_pending = 0;
         t->dead = t != self;
     }
