@@ -16,6 +16,43 @@ static bool dwarf_is_cplusplus(Dwarf_Die *cudie)
            lang == DW_LANG_C_plus_plus_11 || lang == DW_LANG_C_plus_plus_14;
 }
 
+/* Appends the qualifier one enclosing scope adds to a C++ name ("ns::", "Class::",
+ * "fn::", "{lambda}::") to buf[*len..cap); returns false when it does not fit. Unnamed
+ * classes inside functions are the closures of lambdas. Other tags add nothing. */
+static bool dwarf_scope_part(Dwarf_Die *scope, int parent_tag, char *buf, size_t cap,
+                             size_t *len)
+{
+    int tag = dwarf_tag(scope);
+    const char *part;
+    switch (tag) {
+    case DW_TAG_namespace:
+        part = dwarf_diename(scope);
+        if (!part)
+            part = "(anonymous namespace)";
+        break;
+    case DW_TAG_class_type: case DW_TAG_structure_type: case DW_TAG_union_type:
+        part = dwarf_diename(scope);
+        if (!part)
+            part = parent_tag == DW_TAG_subprogram || parent_tag == DW_TAG_lexical_block
+                       ? "{lambda}" : "{unnamed type}";
+        break;
+    case DW_TAG_subprogram: {
+        Dwarf_Attribute attr;
+        part = dwarf_attr_integrate(scope, DW_AT_name, &attr) ? dwarf_formstring(&attr) : NULL;
+        if (!part)
+            return true;
+        break;
+    }
+    default:
+        return true;
+    }
+    int k = snprintf(buf + *len, cap - *len, "%s::", part);
+    if (k < 0 || (size_t)k >= cap - *len)
+        return false;
+    *len += (size_t)k;
+    return true;
+}
+
 /* "ns::Class::name" for a C++ function without a linkage name (gcc omits it for functions
  * with internal linkage): the namespaces and classes around its defining DIE, as gdb shows
  * them. Cached per defining DIE (the CU index fills the cache as it walks, so the walk here
@@ -45,18 +82,11 @@ static int dwarf_qualify(htri_symtab *st, Dwarf_Die *die, const char *name, cons
     char buf[1024];
     size_t len = 0;
     for (int i = n_scopes - 1; i >= 1; i--) {
-        int tag = dwarf_tag(&scopes[i]);
-        if (tag != DW_TAG_namespace && tag != DW_TAG_class_type &&
-            tag != DW_TAG_structure_type && tag != DW_TAG_union_type)
-            continue;
-        const char *part = dwarf_diename(&scopes[i]);
-        int k = snprintf(buf + len, sizeof buf - len, "%s::",
-                         part ? part : "(anonymous namespace)");
-        if (k < 0 || (size_t)k >= sizeof buf - len) {
+        int parent_tag = i + 1 < n_scopes ? dwarf_tag(&scopes[i + 1]) : DW_TAG_compile_unit;
+        if (!dwarf_scope_part(&scopes[i], parent_tag, buf, sizeof buf, &len)) {
             len = 0;  /* too deep to print: the bare name will do */
             break;
         }
-        len += (size_t)k;
     }
     free(scopes);
     const char *full = name;
@@ -185,12 +215,6 @@ static bool dwarf_may_nest(int tag)
     }
 }
 
-static bool dwarf_is_scope_name(int tag)
-{
-    return tag == DW_TAG_namespace || tag == DW_TAG_class_type ||
-           tag == DW_TAG_structure_type || tag == DW_TAG_union_type;
-}
-
 /* Records "prefix::name" for a C++ function without a linkage name, so that
  * dwarf_qualify() finds it without walking the CU again. Best effort. */
 static void dwarf_note_qualified(htri_symtab *st, Dwarf_Die *die, const char *prefix,
@@ -225,6 +249,7 @@ static int dwarf_index_fill(htri_symtab *st, Dwarf_Die *cudie, dwarf_cu_index *i
         Dwarf_Die die;
         int32_t node;           /* the function node enclosing DIEs at this level */
         uint32_t prefix_len;    /* "ns::Class::" length valid at this level */
+        int parent_tag;         /* tag of the DIE holding this level */
     } *stack = htri_symbols_realloc(st, NULL, DWARF_MAX_DEPTH * sizeof *stack);
     char prefix[1024];
     if (!stack)
@@ -236,6 +261,7 @@ static int dwarf_index_fill(htri_symtab *st, Dwarf_Die *cudie, dwarf_cu_index *i
     }
     stack[0].node = -1;
     stack[0].prefix_len = 0;
+    stack[0].parent_tag = DW_TAG_compile_unit;
     while (d >= 0) {
         Dwarf_Die *die = &stack[d].die;
         int tag = dwarf_tag(die);
@@ -266,17 +292,13 @@ static int dwarf_index_fill(htri_symtab *st, Dwarf_Die *cudie, dwarf_cu_index *i
         }
         if (dwarf_may_nest(tag) && dwarf_haschildren(die) > 0 && d + 1 < DWARF_MAX_DEPTH &&
             dwarf_child(die, &stack[d + 1].die) == 0) {
-            uint32_t plen = stack[d].prefix_len;
-            if (cxx && dwarf_is_scope_name(tag)) {
-                const char *part = dwarf_diename(die);
-                int k = snprintf(prefix + plen, sizeof prefix - plen, "%s::",
-                                 part ? part : "(anonymous namespace)");
-                if (k > 0 && (size_t)k < sizeof prefix - plen)
-                    plen += (uint32_t)k;
-            }
+            size_t plen = stack[d].prefix_len;
+            if (cxx && !dwarf_scope_part(die, stack[d].parent_tag, prefix, sizeof prefix, &plen))
+                plen = stack[d].prefix_len;
             d++;
             stack[d].node = node;
-            stack[d].prefix_len = plen;
+            stack[d].prefix_len = (uint32_t)plen;
+            stack[d].parent_tag = tag;
             continue;
         }
         /* next sibling, climbing while a level is exhausted */

@@ -109,7 +109,7 @@ static void mkdirs(const char *path)
     mkdir(tmp, 0755);
 }
 
-static symfix_site grow_site, inline_site;
+static symfix_site grow_site, inline_site, lambda_site;
 static int inline_call_line;
 
 /* Resolves `pc` in `mod` (mod < -1: by address). A call that ran out of memory (only under
@@ -176,6 +176,12 @@ static void test_self(void *main_ret)
     snprintf(want, sizeof want, "ns::Widget<int>::grow(unsigned long) (symfix.cpp:%d)",
              grow_site.line);
     CHECK_STR(line, want);
+
+    /* A lambda's operator() has no linkage name: named by its scopes. */
+    n = htri_symtab_resolve_pc(st, lambda_site.pc, 1, f, 8);
+    CHECK_EQ_U(n, 1);
+    CHECK_STR(f[0].function, "symfix_lambda_case::{lambda}::operator()");
+    CHECK_EQ_U(f[0].line, lambda_site.line);
 
     /* Not a return address: the function's first byte is the function itself. */
     n = htri_symtab_resolve_pc(st, (uintptr_t)&symfix_capture, 0, f, 8);
@@ -422,6 +428,8 @@ int main(int argc, char **argv)
     int v = 7;
     symfix_inline_case(&v, &inline_call_line);
     inline_site = symfix_last;
+    symfix_lambda_case(3);
+    lambda_site = symfix_last;
     CHECK(grow_site.pc != 0 && inline_site.pc != 0);
 
     test_self(main_ret);
