@@ -1,5 +1,12 @@
 /* Private: offline symbolization for the CLI (libdw): function, file:line, inlined frames,
- * demangled C++ names, cached per module. Never linked into the agent. */
+ * demangled C++ names, cached per module. Never linked into the agent.
+ *
+ * Names: a C++ linkage name demangled ("ns::Widget<int>::grow(unsigned long)"); a C++
+ * function without one (internal linkage) qualified by its scopes ("ns::push_edge",
+ * "fn::{lambda}::operator()"); C names as written ("__libc_malloc", not glibc's asm alias
+ * "__GI___libc_malloc"); without DWARF, the ELF symbol (.symtab, else .dynsym), the public
+ * alias preferred. Files are as DWARF records them (often absolute). A table is used by one
+ * thread at a time. */
 #ifndef HTR_SYMBOLS_SYMBOLS_H
 #define HTR_SYMBOLS_SYMBOLS_H
 #include <stddef.h>
@@ -25,17 +32,25 @@ htri_symtab *htri_symtab_open(void);
 void htri_symtab_close(htri_symtab *st);
 
 /* Registers a loaded module: its path as the traced program saw it, its load bias (l_addr),
- * the address range it covered, and its GNU build-id (may be NULL/0). If the file at `path`
- * is missing or its build-id differs, /usr/lib/debug/.build-id/xx/rest.debug and the
- * debuginfod cache are tried. Returns a module handle >= 0, or a negative errno. */
+ * the address range it covered, and its GNU build-id (may be NULL/0: then the file at
+ * `path` is trusted as it is). If that file is missing or its build-id differs, these are
+ * tried by build-id: ROOT/.build-id/xx/rest.debug for each debug root and /usr/lib/debug,
+ * then the debuginfod client's cache ($DEBUGINFOD_CACHE_PATH, else
+ * $XDG_CACHE_HOME/debuginfod_client, else ~/.cache/debuginfod_client: <hex>/executable,
+ * <hex>/debuginfo). A file without DWARF gets its debug info the same way, or through its
+ * .gnu_debuglink. Nothing is ever fetched from the network. Cheap: no file is opened here.
+ * Returns a module handle >= 0, -EINVAL, or -ENOMEM. */
 int htri_symtab_add_module(htri_symtab *st, const char *path, uint64_t bias,
                            uint64_t start, uint64_t end,
                            const uint8_t *build_id, size_t build_id_len);
 
 /* Symbolizes a return address `pc` that lies in module `mod` (pc - 1 is looked up, since
  * it is a return address, unless `is_return_address` is 0). Writes up to `max` frames,
- * innermost inlined first; returns how many (>= 1: an unknown pc gives one frame with
- * function == NULL and the module/offset filled). Results are cached per (mod, pc). */
+ * innermost inlined first (a chain longer than `max` keeps its innermost frames); returns
+ * how many (>= 1: an unknown pc, a module whose file is gone or has another build-id, gives
+ * one frame with function == NULL and the module/offset filled), -EINVAL for max < 1, or
+ * -ENOMEM. A `mod` that is no handle counts as no module. The module's files are opened on
+ * its first resolve; results are cached per (mod, pc, is_return_address). */
 int htri_symtab_resolve(htri_symtab *st, int mod, uint64_t pc, int is_return_address,
                         htri_frame *out, int max);
 
@@ -62,10 +77,14 @@ int htri_symtab_add_self(htri_symtab *st);
 const char *htri_symtab_module_file(htri_symtab *st, int mod);
 
 /* Writes one valgrind-like line, without newline, for a frame:
- *   "function (file:line)"  |  "function (in module+0xoff)"  |  "0xADDR (in module)"  |  "0xADDR"
- * (the source file as its basename, the module path whole, as valgrind does). Always NUL-terminates when cap > 0; returns the length the
- * whole line needs, like snprintf. */
+ *   "function (file:line)" | "function (in module+0xoff)" | "0xADDR (in module)" | "0xADDR"
+ * (the source file as its basename, the module path whole, as valgrind does). buf may be
+ * NULL with cap 0. Always NUL-terminates when cap > 0; returns the length the whole line
+ * needs, like snprintf. */
 size_t htri_frame_format(const htri_frame *f, char *buf, size_t cap);
+
+/* Cache statistics since open: resolves asked for, and how many the cache answered. */
+void htri_symtab_stats(const htri_symtab *st, uint64_t *n_lookups, uint64_t *n_hits);
 
 /* Test hook (SQLite's fault simulator in small): the next `n` allocations of this table
  * succeed and the one after fails, once; n < 0 turns it off. Returns how many allocations

@@ -71,24 +71,26 @@ struct htri_symtab {
 
     struct dwarf_cu_index *cu_indexes; /* dwarf.c's per-CU indexes, a list */
 
-    uint64_t n_lookups, n_hits;
-    long fail_countdown;       /* test hook: > 0 counts allocations down to a failure *//* cache statistics, for the benchmark */
+    uint64_t n_lookups, n_hits;/* cache statistics (htri_symtab_stats) */
+    long fail_countdown;       /* test hook: > 0 counts allocations down to a failure */
 };
 
 /* Hash map of (a, b) -> v, b != 0. Returns the slot holding the key or the empty slot where
- * it goes; `htri_symbols_map_grow` must have left room (load <= 1/2). */
+ * it goes; htri_symbols_map_reserve() must have left room (load <= 1/2). */
 symbols_slot *htri_symbols_map_find(symbols_map *m, uint64_t a, uint64_t b);
 int htri_symbols_map_reserve(struct htri_symtab *st, symbols_map *m, size_t n_more);
 void htri_symbols_map_free(symbols_map *m);
 
-/* Opens module `mod`'s best file and its Dwfl session; sets m->state. Returns 0, or
- * -ENOENT when no file fits (not an error for callers: the pc stays unknown). */
+/* Opens module `m`'s best file and its Dwfl session; sets m->state. Returns 0; -ENOENT or
+ * -EIO when no file fits (not an error for callers: the pc stays unknown); -ENOMEM, leaving
+ * the module unopened to be tried again. */
 int htri_symbols_open_module(struct htri_symtab *st, symbols_module *m);
 
 /* Expands module-relative address `addr` (already pc - 1 for return addresses) into frames,
  * innermost first, names demangled and owned by `st` or the Dwfl. Fills at most `max` and
  * returns how many; 0 when nothing at all is known about `addr`; -ENOMEM. */
-int htri_symbols_expand(htri_symtab *st, symbols_module *m, uint64_t addr, htri_frame *out, int max);
+int htri_symbols_expand(htri_symtab *st, symbols_module *m, uint64_t addr, htri_frame *out,
+                        int max);
 
 /* The raw name of the ELF function symbol holding module address `addr`, or NULL (also when
  * the index could not be built for lack of memory; it is tried again next time). */

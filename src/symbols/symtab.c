@@ -14,7 +14,7 @@
 
 static uint64_t symbols_hash(uint64_t a, uint64_t b)
 {
-    /* splitmix64 finaliser: pcs differ in their low bits, slots are taken from the high ones */
+    /* splitmix64's finaliser: nearby pcs differ in few bits, the mask keeps only low ones */
     uint64_t x = a ^ (b * 0x9e3779b97f4a7c15ull);
     x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ull;
     x ^= x >> 27; x *= 0x94d049bb133111ebull;
@@ -451,6 +451,14 @@ int htri_symtab_resolve_pc(htri_symtab *st, uint64_t pc, int is_return_address,
     if (mod == -ENOMEM)
         return mod;
     return htri_symtab_resolve(st, mod, pc, is_return_address, out, max);
+}
+
+void htri_symtab_stats(const htri_symtab *st, uint64_t *n_lookups, uint64_t *n_hits)
+{
+    if (n_lookups)
+        *n_lookups = st ? st->n_lookups : 0;
+    if (n_hits)
+        *n_hits = st ? st->n_hits : 0;
 }
 
 const char *htri_symtab_module_file(htri_symtab *st, int mod)

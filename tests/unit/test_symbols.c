@@ -164,8 +164,13 @@ static void test_self(void *main_ret)
     CHECK(htri_symtab_add_self(st) >= 3);  /* the test, libsymfix, libc at least */
     check_grow(st, -2);
     check_inline(st, -2);
+    uint64_t n_lookups, n_hits;
+    htri_symtab_stats(st, &n_lookups, &n_hits);
+    CHECK(n_lookups == 2 && n_hits == 0);
     check_grow(st, -2);    /* from the cache now: same answers */
     check_inline(st, -2);
+    htri_symtab_stats(st, &n_lookups, &n_hits);
+    CHECK(n_lookups == 4 && n_hits == 2);
 
     htri_frame f[8];
     char line[512];
@@ -397,6 +402,32 @@ static void test_oom(const char *exe_path)
     unlink(path);
 }
 
+/* Module lookup by address, with a library mapped where another was unloaded. */
+static void test_find_module(void)
+{
+    htri_symtab *st = htri_symtab_open();
+    int a = htri_symtab_add_module(st, "/x/a.so", 0x1000, 0x1000, 0x5000, NULL, 0);
+    int b = htri_symtab_add_module(st, "/x/b.so", 0x2000, 0x2000, 0x3000, NULL, 0);
+    int c = htri_symtab_add_module(st, "/x/c.so", 0x2000, 0x2000, 0x3000, NULL, 0);
+    int d = htri_symtab_add_module(st, "/x/d.so", 0x8000, 0x8000, 0x9000, NULL, 0);
+    CHECK(a == 0 && b == 1 && c == 2 && d == 3);
+    CHECK_EQ_U(htri_symtab_find_module(st, 0x1000), a);
+    CHECK_EQ_U(htri_symtab_find_module(st, 0x2500), c);
+    CHECK_EQ_U(htri_symtab_find_module(st, 0x4000), a);
+    CHECK_EQ_U(htri_symtab_find_module(st, 0x8fff), d);
+    const uint64_t misses[] = { 0, 0xfff, 0x5000, 0x6000, 0x9000, UINT64_MAX };
+    for (size_t i = 0; i < sizeof misses / sizeof misses[0]; i++)
+        CHECK_EQ_U(htri_symtab_find_module(st, misses[i]), (unsigned long long)(long long)-ENOENT);
+    int e = htri_symtab_add_module(st, "/x/e.so", 0x6000, 0x6000, 0x7000, NULL, 0);
+    CHECK_EQ_U(htri_symtab_find_module(st, 0x6000), e);  /* the index follows additions */
+    htri_frame f[2];
+    CHECK_EQ_U(htri_symtab_resolve_pc(st, 0x2504, 1, f, 2), 1);
+    CHECK(f[0].function == NULL);
+    CHECK_STR(f[0].module, "/x/c.so");
+    CHECK_EQ_U(f[0].module_offset, 0x504);
+    htri_symtab_close(st);
+}
+
 static void test_format_and_demangle(void)
 {
     char buf[64];
@@ -438,6 +469,7 @@ int main(int argc, char **argv)
     test_elsewhere(exe);
     test_no_dwarf();
     test_oom(exe);
+    test_find_module();
     test_format_and_demangle();
     return CHECK_DONE();
 }
