@@ -165,7 +165,8 @@ static htr_growth_verdict_t growth_classify(const growth_run *g, htr_growth_resu
         hi = y[i] > hi ? y[i] : hi;
     }
     /* Drops: falls of over half the range and over 4x the typical step (a reset, not
-     * noise). Two or more make a sawtooth, judged by its troughs. */
+     * noise). Two or more make a sawtooth, judged by its troughs, if between them the
+     * series mostly rises (a random band has big falls too, but as many small ones). */
     double *steps = htri_alloc_meta_calloc(n, sizeof *steps);
     size_t *cuts = htri_alloc_meta_calloc(n + 1, sizeof *cuts);
     double *tx = htri_alloc_meta_calloc(n, sizeof *tx), *ty = htri_alloc_meta_calloc(n, sizeof *ty);
@@ -178,16 +179,20 @@ static htr_growth_verdict_t growth_classify(const growth_run *g, htr_growth_resu
         steps[i - 1] = fabs(y[i] - y[i - 1]);
     qsort(steps, n - 1, sizeof *steps, cmp_double);
     double typical = median_sorted(steps, n - 1);
-    size_t n_cuts = 0;
+    size_t n_cuts = 0, n_up = 0, n_down = 0;
     cuts[n_cuts++] = 0;
     for (size_t i = 1; i < n; i++) {
         double fall = y[i - 1] - y[i];
         if (hi > lo && fall > 0.5 * (hi - lo) && fall > 4 * typical)
             cuts[n_cuts++] = i;
+        else if (fall > 0)
+            n_down++;
+        else if (fall < 0)
+            n_up++;
     }
     res->n_drops = n_cuts - 1;
     htri_trend t = { 0 };
-    if (res->n_drops >= 2) {
+    if (res->n_drops >= 2 && 3 * n_down <= n_up + n_down) {
         size_t n_tr = 0;
         for (size_t c = 0; c < n_cuts; c++) {
             size_t end = c + 1 < n_cuts ? cuts[c + 1] : n, m = cuts[c];

@@ -193,9 +193,36 @@ static void test_trend(void)
     CHECK(htri_trend_fit(x, y, 2, &t) == -EINVAL);
 }
 
+/* Long mode, chosen by option and by the environment: 100 times the iterations. */
+static void test_long_mode(void)
+{
+    htr_tracking_t *t = htr_tracking_new(htr_libc_allocator(), &(htr_layer_opts_t){ .stack_depth = -1 });
+    workload w = { .a = htr_tracking_allocator(t), .rng = 5, .cap_lru = 64, .n_keys = 256 };
+    htr_growth_opts_t o = { .mode = HTR_GROWTH_LONG, .tracking = t, .name = "long: leak",
+                            .sink = HTR_SINK_FD(2) };
+    htr_growth_result_t r;
+    CHECK(htr_growth_test(op_leak, &w, &o, &r) == HTR_GROWING);
+    CHECK_EQ_U(r.iterations, 100000);
+    CHECK_EQ_U(r.n_samples, 2000);
+    CHECK(r.ci_low <= 64 && 64 <= r.ci_high);
+    free_list(w.a, &w.kept);
+    setenv("HTR_GROWTH", "long", 1);
+    o = (htr_growth_opts_t){ .tracking = t, .name = "long (environment): LRU", .sink = HTR_SINK_FD(2) };
+    CHECK(htr_growth_test(op_lru, &w, &o, &r) == HTR_BOUNDED);
+    CHECK_EQ_U(r.iterations, 100000);
+    unsetenv("HTR_GROWTH");
+    lru_clear(&w);
+    CHECK_EQ_U(htr_tracking_live_bytes(t), 0);
+    htr_tracking_destroy(t);
+}
+
 int main(void)
 {
+    /* The short-mode cases below are calibrated for the defaults: a soak setting in the
+     * environment must not change them (test_long_mode covers it). */
+    unsetenv("HTR_GROWTH");
     test_trend();
+    test_long_mode();
     htr_allocator_t libc = htr_libc_allocator();
     int counts[5][4] = { { 0 } };
     for (int r = 0; r < RUNS; r++) {
