@@ -29,6 +29,7 @@ int main(void)
 
     printf("SQLite with 5000 rows in memory (sqlite3_memory_used: %lld bytes):\n",
            (long long)sqlite3_memory_used());
+    fflush(stdout); /* the report writes to fd 1 directly */
     htr_tracking_report(tracking, HTR_SINK_FD(1), 3);
 
     sqlite3_close(db);
