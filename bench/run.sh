@@ -99,7 +99,7 @@ for cfg in dwarf cached fp none guard; do
         OPTS[guard]="--redzone=16 --quarantine=67108864"
         AVAIL[$cfg]=1
     else
-        WHY[$cfg]="dry run exit $rc: $(head -n 1 "$LOGS/probe.out" | tr -d '|' | cut -c1-60)"
+        WHY[$cfg]="dry run exit $rc: $(head -n 1 "$LOGS/probe.out" | tr -d '|' | sed 's/ (see.*//' | cut -c1-70)"
     fi
 done
 rm -f "$TRACES/probe.htr"
