@@ -105,6 +105,9 @@ void htri_blocktab_fini(htri_blocktab *t);
 htri_block *htri_blocktab_insert(htri_blocktab *t, uintptr_t ptr);
 htri_block *htri_blocktab_find(const htri_blocktab *t, uintptr_t ptr);
 void htri_blocktab_remove(htri_blocktab *t, htri_block *b);
+/* Whole-table check for htri_assert_expensive and tests: the count matches and every record
+ * is reachable from its home slot without crossing an empty one. */
+bool htri_blocktab_is_valid(const htri_blocktab *t);
 /* Moves a record to a new address (remap); returns the new slot or NULL (out of memory,
  * record left under the old address). */
 htri_block *htri_blocktab_rekey(htri_blocktab *t, htri_block *b, uintptr_t new_ptr);

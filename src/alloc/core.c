@@ -519,6 +519,23 @@ static int tab_grow(htri_blocktab *t)
     return 0;
 }
 
+bool htri_blocktab_is_valid(const htri_blocktab *t)
+{
+    size_t mask = t->cap - 1, n = 0;
+    if (!t->slots || (t->cap & mask) || t->n * 2 > t->cap)
+        return false;
+    for (size_t i = 0; i < t->cap; i++) {
+        const htri_block *b = htri_blocktab_slot(t, i);
+        if (!b->ptr)
+            continue;
+        n++;
+        for (size_t j = tab_home(t, b->ptr); j != i; j = (j + 1) & mask)
+            if (!htri_blocktab_slot(t, j)->ptr)
+                return false;
+    }
+    return n == t->n;
+}
+
 htri_block *htri_blocktab_insert(htri_blocktab *t, uintptr_t ptr)
 {
     /* Keep the load at most one half so probe runs stay short. */
@@ -531,6 +548,7 @@ htri_block *htri_blocktab_insert(htri_blocktab *t, uintptr_t ptr)
         b->ptr = ptr;
         t->n++;
     }
+    htri_assert_expensive(htri_blocktab_is_valid(t));
     return b;
 }
 
@@ -562,6 +580,7 @@ void htri_blocktab_remove(htri_blocktab *t, htri_block *b)
     }
     htri_blocktab_slot(t, hole)->ptr = 0;
     t->n--;
+    htri_assert_expensive(htri_blocktab_is_valid(t));
 }
 
 htri_block *htri_blocktab_rekey(htri_blocktab *t, htri_block *b, uintptr_t new_ptr)

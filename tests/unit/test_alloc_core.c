@@ -104,7 +104,10 @@ static void test_blocktab(void)
                 b->size = (size_t)i;
             live[i] = 1;
         }
+        if (round % 1000 == 0)
+            CHECK(htri_blocktab_is_valid(&t));
     }
+    CHECK(htri_blocktab_is_valid(&t));
     size_t n_live = 0;
     for (int i = 0; i < N; i++) {
         htri_block *b = htri_blocktab_find(&t, ((uintptr_t)i + 1) * 16);
