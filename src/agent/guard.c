@@ -468,7 +468,7 @@ int htri_guard_verify_blocks(const htri_block *blocks, size_t n, uint32_t where_
 {
     int errs = 0;
     for (size_t i = 0; i < n; i++) {
-        if (blocks[i].flags & HTRI_BLOCK_INHERITED) continue; /* also guarded, but be safe */
+        if (!(blocks[i].tag & HTRI_GUARD_TAG_ON)) continue;
         if (htri_guard_usable_size((const void *)blocks[i].addr) != blocks[i].size) continue;
         errs += htri_guard_verify_block((const void *)blocks[i].addr, blocks[i].size, blocks[i].node,
                                         blocks[i].family, where_node, HTRI_NOFAM);
@@ -586,8 +586,9 @@ int htri_guard_quarantine_push(const htri_guard_qentry *e)
         return 1;
     }
     g_guard.q_ring[g_guard.q_tail & (GUARD_Q_SLOTS - 1)] = *e;
-    g_guard.q_tail++;
-    g_guard.q_bytes += guard_q_cost(e);
+    /* atomic stores: guard_q_take reads these two without the lock */
+    __atomic_store_n(&g_guard.q_tail, g_guard.q_tail + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_guard.q_bytes, g_guard.q_bytes + guard_q_cost(e), __ATOMIC_RELAXED);
     guard_unlock(&g_guard.q_lock);
     return 0;
 }
@@ -635,8 +636,8 @@ static int guard_q_take(htri_guard_qentry *out, bool only_over_budget)
         return 0;
     }
     *out = g_guard.q_ring[g_guard.q_head & (GUARD_Q_SLOTS - 1)];
-    g_guard.q_head++;
-    g_guard.q_bytes -= guard_q_cost(out);
+    __atomic_store_n(&g_guard.q_head, g_guard.q_head + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_guard.q_bytes, g_guard.q_bytes - guard_q_cost(out), __ATOMIC_RELAXED);
     if (n > GUARD_PREFETCH_AHEAD) {
         /* blocks leave cold, a whole budget of frees after they came: start loading one a
          * few evictions ahead (header, fill, redzone), so its check does not wait on memory */

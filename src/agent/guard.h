@@ -54,6 +54,18 @@ void htri_guard_shutdown(void);
 const htri_guard_opts *htri_guard_options(void);
 
 /* ---- Block layout -------------------------------------------------------------------- */
+/* htri_block.tag of a block the guard laid out: HTRI_GUARD_TAG_ON | log2(alignment). Only
+ * blocks with this bit may be handed to htri_guard_raw*() and friends: reading the header of
+ * any other pointer could touch an unmapped page. */
+#define HTRI_GUARD_TAG_ON 0x8000u
+static inline uint16_t htri_guard_tag(size_t align)
+{
+    uint16_t l = 4;  /* malloc's own 16 */
+    while (((size_t)1 << l) < align) l++;
+    return (uint16_t)(HTRI_GUARD_TAG_ON | l);
+}
+static inline size_t htri_guard_tag_align(uint16_t tag) { return (size_t)1 << (tag & 0xff); }
+
 /*  A guarded block, as the real allocator sees it (rz = the redzone, A = max(align, 16)):
  *
  *   raw (A-aligned)                                      user (A-aligned)
@@ -109,7 +121,8 @@ int htri_guard_check_block(const void *user, size_t size, htri_guard_damage *out
  * rewrites the redzones so the same damage is reported once. Returns errors reported. */
 int htri_guard_verify_block(const void *user, size_t size, uint32_t alloc_node,
                             uint8_t alloc_family, uint32_t where_node, uint8_t free_family);
-/* htr_check_heap(), at exit: verify every block of a table snapshot. Returns errors. */
+/* htr_check_heap(), at exit: verify every block of a table snapshot whose tag says the guard
+ * laid it out (others are skipped). Returns errors. */
 int htri_guard_verify_blocks(const htri_block *blocks, size_t n, uint32_t where_node);
 
 /* ---- Bad frees ----------------------------------------------------------------------- */

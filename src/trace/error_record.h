@@ -160,6 +160,16 @@ static inline size_t htri_limit_rec_encode(const htri_limit_rec *l, uint8_t *out
     return htri_error_rec_finish(out, HTRI_REC_LIMIT, p);
 }
 
+static inline size_t htri_error_summary_encode(uint64_t t, uint64_t errors, uint64_t contexts,
+                                               uint8_t *out /* 3 + 3 * HTRI_VARINT_MAX */)
+{
+    uint8_t *p = out + 3;
+    p = htri_varint_put(p, t);
+    p = htri_varint_put(p, errors);
+    p = htri_varint_put(p, contexts);
+    return htri_error_rec_finish(out, HTRI_REC_ERROR_SUMMARY, p);
+}
+
 /* Splits a record starting at *pp (the tag byte) into tag and body; advances *pp past it.
  * Returns 0, or -1 if the record runs past end. */
 static inline int htri_error_rec_split(const uint8_t **pp, const uint8_t *end, uint8_t *tag,
@@ -237,6 +247,15 @@ static inline int htri_limit_rec_decode(const uint8_t *body, size_t len, htri_li
         HTRI_ERR_GET(l->holders[i].bytes);
         HTRI_ERR_GET(l->holders[i].blocks);
     }
+    return 0;
+}
+static inline int htri_error_summary_decode(const uint8_t *body, size_t len, uint64_t *t,
+                                            uint64_t *errors, uint64_t *contexts)
+{
+    const uint8_t *p = body, *end = body + len;
+    HTRI_ERR_GET(*t);
+    HTRI_ERR_GET(*errors);
+    HTRI_ERR_GET(*contexts);
     return 0;
 }
 #undef HTRI_ERR_GET

@@ -137,10 +137,20 @@ static void test_overrun_underrun(void)
     CHECK(g_errs[1].offset == 12);
     /* table snapshot walk */
     u[11] = 3;
-    htri_block b = { .addr = (uintptr_t)u, .size = 10, .node = 5, .family = HTRI_FAM_MALLOC };
+    htri_block b = { .addr = (uintptr_t)u, .size = 10, .node = 5, .family = HTRI_FAM_MALLOC,
+                     .tag = htri_guard_tag(0) };
     g_n_errs = 0;
     CHECK_EQ_U(htri_guard_verify_blocks(&b, 1, 0), 1);
     CHECK(g_errs[0].offset == 11 && g_errs[0].alloc_node == 5);
+    /* blocks the guard did not lay out are never looked at */
+    u[11] = 3;
+    b.tag = 0;
+    CHECK_EQ_U(htri_guard_verify_blocks(&b, 1, 0), 0);
+    b.tag = htri_guard_tag(16);
+    CHECK_EQ_U(htri_guard_verify_blocks(&b, 1, 0), 1);
+    CHECK_EQ_U(htri_guard_tag(0), HTRI_GUARD_TAG_ON | 4);
+    CHECK_EQ_U(htri_guard_tag_align(htri_guard_tag(4096)), 4096);
+    CHECK_EQ_U(htri_guard_tag_align(htri_guard_tag(48)), 64);
     /* the header survives a long underrun only if the redzone is long enough: it is gone
      * here, yet raw_for still finds raw */
     memset(u - 32, 0, 32);
@@ -541,6 +551,12 @@ static void test_records(void)
     CHECK(htri_limit_rec_decode(body, blen, &ld) == 0);
     CHECK(memcmp(&l, &ld, sizeof l) == 0);
 
+    uint64_t st, se, sc;
+    n = htri_error_summary_encode(77, 5, 3, lb);
+    p = lb;
+    CHECK(htri_error_rec_split(&p, lb + n, &tag, &body, &blen) == 0 && tag == HTRI_REC_ERROR_SUMMARY);
+    CHECK(htri_error_summary_decode(body, blen, &st, &se, &sc) == 0 && st == 77 && se == 5 && sc == 3);
+
     htri_fault_rec f = { 9, 2, HTRI_FAULT_RATE, HTRI_FAM_MALLOC, 64, 11 }, fd;
     n = htri_fault_rec_encode(&f, lb);
     p = lb;
@@ -550,12 +566,55 @@ static void test_records(void)
     CHECK(fd.size == 64 && fd.node == 11);
 }
 
+/* Threads free into one quarantine and evict from it at once: every block comes out once,
+ * nothing is reported, the counts return to zero. */
+#include <pthread.h>
+static _Atomic long g_mt_evicted;
+
+static void *mt_worker(void *arg)
+{
+    (void)arg;
+    htri_guard_qentry out;
+    for (int i = 0; i < 20000; i++) {
+        void *raw;
+        uint8_t *u = guarded_alloc(16 + (size_t)(i % 200), 0, &raw);
+        htri_guard_qentry e = qentry(u, 16 + (size_t)(i % 200), 1);
+        if (htri_guard_quarantine_push(&e)) free(raw);
+        while (htri_guard_quarantine_evict(&out)) {
+            free(htri_guard_raw((void *)out.user));
+            g_mt_evicted++;
+        }
+    }
+    return NULL;
+}
+
+static void test_quarantine_threads(void)
+{
+    guard_setup(16, 256 * 1024);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, mt_worker, NULL);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    size_t nq;
+    uint64_t bytes;
+    htri_guard_quarantine_stats(&nq, &bytes);
+    CHECK(bytes <= 256 * 1024);
+    htri_guard_qentry out;
+    while (htri_guard_quarantine_pop(&out)) {
+        free(htri_guard_raw((void *)out.user));
+        g_mt_evicted++;
+    }
+    CHECK_EQ_U(g_mt_evicted, 4 * 20000);
+    CHECK_EQ_U(g_n_errs, 0);
+    htri_guard_shutdown();
+}
+
 int main(void)
 {
     test_layout();
     test_overrun_underrun();
     test_aligned();
     test_quarantine();
+    test_quarantine_threads();
     test_bad_frees();
     test_fault_injection();
     test_limit();

@@ -32,7 +32,6 @@ extern void __libc_free(void *);
 #define SHIM_TABLE (1u << 22)     /* live blocks at most (python3 stays far below) */
 #define SHIM_STACKS (1u << 16)
 #define SHIM_ERRORS 4096
-#define SHIM_TAG_GUARDED 0x8000   /* htri_block.tag: made by the guard; low bits: log2(align) */
 
 typedef struct shim_stack { uint64_t hash; int n; uintptr_t pcs[SHIM_DEPTH]; } shim_stack;
 
@@ -205,13 +204,6 @@ static void shim_init(void)
     shim_unlock(&g_shim.init_lock);
 }
 
-static uint32_t shim_log2(size_t a)
-{
-    uint32_t l = 0;
-    while (((size_t)1 << l) < a) l++;
-    return l;
-}
-
 /* ---- the wiring: allocation ---- */
 
 static void shim_limit_report(size_t size, uint8_t fam, const uintptr_t *pcs, int n)
@@ -284,7 +276,7 @@ static void *shim_alloc(uint8_t fam, size_t size, size_t align, int zero, const 
     void *user = htri_guard_init_block(raw, size, align, zero ? -1 : g_shim.fill);
     if (zero && raw_align) memset(user, 0, size);
     htri_block b = { (uintptr_t)user, size, shim_intern(pcs, n), fam, 0,
-                     (uint16_t)(SHIM_TAG_GUARDED | shim_log2(align > 16 ? align : 16)) };
+                     htri_guard_tag(align) };
     shim_table_insert(&b);
     return user;
 }
@@ -329,7 +321,7 @@ static void shim_free_finished(void *p)
 {
     htri_block b;
     t_in = 1;
-    if (shim_table_get((uintptr_t)p, &b, 1) == 0 && (b.tag & SHIM_TAG_GUARDED))
+    if (shim_table_get((uintptr_t)p, &b, 1) == 0 && (b.tag & HTRI_GUARD_TAG_ON))
         shim_real_free_user((uintptr_t)p, b.tag & 0xff);
     else
         __libc_free(p);
@@ -341,7 +333,7 @@ static void *shim_realloc_finished(void *old, size_t size)
     htri_block b;
     t_in = 1;
     void *p;
-    if (shim_table_get((uintptr_t)old, &b, 1) == 0 && (b.tag & SHIM_TAG_GUARDED)) {
+    if (shim_table_get((uintptr_t)old, &b, 1) == 0 && (b.tag & HTRI_GUARD_TAG_ON)) {
         p = __libc_malloc(size ? size : 1);
         if (p) {
             memcpy(p, old, b.size < size ? b.size : size);
@@ -417,7 +409,7 @@ HTRI_EXPORT void *realloc(void *old, size_t size)
         if (!htri_guard_families_match(b.family, HTRI_FFAM_REALLOC))
             htri_guard_report_mismatch(&b, HTRI_FFAM_REALLOC, shim_intern(pcs, n));
         /* always moves: the old block goes to quarantine, so stale pointers are caught */
-        p = shim_alloc(HTRI_FAM_REALLOC, size, (size_t)1 << (b.tag & 0xff), 0, pcs, n);
+        p = shim_alloc(HTRI_FAM_REALLOC, size, htri_guard_tag_align(b.tag), 0, pcs, n);
         if (p) {
             memcpy(p, old, b.size < size ? b.size : size);
             shim_release(HTRI_FFAM_REALLOC, old, pcs, n, 0);
@@ -477,7 +469,7 @@ HTRI_EXPORT size_t malloc_usable_size(void *p)
 {
     htri_block b;
     if (!p) return 0;
-    if (!shim_table_get((uintptr_t)p, &b, 0) && (b.tag & SHIM_TAG_GUARDED))
+    if (!shim_table_get((uintptr_t)p, &b, 0) && (b.tag & HTRI_GUARD_TAG_ON))
         return htri_guard_usable_size(p);
     /* not a block of ours (our own, or made after the report): glibc's answer */
     static size_t (*real_usable)(void *);
