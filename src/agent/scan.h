@@ -157,9 +157,10 @@ typedef struct htri_scan_world_result {
  * roots (every readable+writable mapping minus the agent's own memory and module data, glibc's
  * heaps, device mappings, and each stack below its stack pointer; plus each thread's
  * registers), classifies, and resumes the world. The caller must keep the blocks from
- * changing (the agent takes htri_agent_world_lock first). Returns 0 or -errno. */
+ * changing (the agent takes htri_agent_world_lock first). The calling thread's stack is
+ * scanned from self_stack_from up (0: from this call's frame). Returns 0 or -errno. */
 int htri_scan_world(htri_scan_snapshot_fn snap, void *user, unsigned heuristics,
-                    htri_scan_world_result *out);
+                    uintptr_t self_stack_from, htri_scan_world_result *out);
 void htri_scan_world_free(htri_scan_world_result *r);
 
 /* ---- The agent's seam (scan_agent.c) ---------------------------------------------------- */
@@ -172,6 +173,13 @@ void htri_scan_set_heuristics(unsigned heuristics);
  * the caller ran __libc_freeres / __gnu_cxx::__freeres. Fills *summary if non-NULL.
  * Returns 0, -EBUSY (a check is running), -ENOMEM, or -EIO (the agent is not recording). */
 int htri_scan_process(int reason, uint32_t flags, htri_leak_check_rec *summary);
+
+/* Where the program's own frames end on the exiting thread's stack: the agent calls it with
+ * __builtin_frame_address(0) from its exit() hook (the callers of exit() are live frames, as
+ * memcheck sees them) and from its main() wrapper after main returned (main's frame is dead).
+ * The exit check scans that thread's stack from there up, not from deep inside the exit path,
+ * whose frames hold stale copies of the program's locals. The first call wins. */
+void htri_scan_note_exit_frame(uintptr_t frame);
 
 /* htri_scan_process(HTRI_LEAK_AT_EXIT, freeres flag) — the weak hook agent.h declares. */
 void htri_scan_at_exit(void);

@@ -13,7 +13,18 @@ static struct {
     volatile int busy;        /* a check is running (checks are serialized) */
     unsigned heuristics;      /* --leak-check-heuristics */
     int heuristics_set;
+    uintptr_t exit_frame;     /* htri_scan_note_exit_frame: the exiting thread's live frames */
+    int exit_tid;
 } g_scanagent;
+
+void htri_scan_note_exit_frame(uintptr_t frame)
+{
+    uintptr_t none = 0;
+    int tid = htri_os_gettid();
+    if (__atomic_compare_exchange_n(&g_scanagent.exit_frame, &none, frame, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE))
+        __atomic_store_n(&g_scanagent.exit_tid, tid, __ATOMIC_RELEASE);
+}
 
 void htri_scan_set_heuristics(unsigned heuristics)
 {
@@ -42,7 +53,11 @@ int htri_scan_process(int reason, uint32_t flags, htri_leak_check_rec *summary)
 
     htri_scan_world_result r;
     htri_agent_world_lock();
-    int rc = htri_scan_world(scanagent_snapshot, NULL, heuristics, &r);
+    uintptr_t from = 0;
+    if (reason == HTRI_LEAK_AT_EXIT &&
+        __atomic_load_n(&g_scanagent.exit_tid, __ATOMIC_ACQUIRE) == htri_os_gettid())
+        from = __atomic_load_n(&g_scanagent.exit_frame, __ATOMIC_ACQUIRE);
+    int rc = htri_scan_world(scanagent_snapshot, NULL, heuristics, from, &r);
     htri_agent_world_unlock();
     if (rc < 0) {
         __atomic_store_n(&g_scanagent.busy, 0, __ATOMIC_RELEASE);

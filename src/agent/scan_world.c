@@ -125,12 +125,13 @@ static size_t world_roots(const htri_scan_map *maps, size_t n_maps, const world_
 }
 
 HTRI_NOINLINE int htri_scan_world(htri_scan_snapshot_fn snap, void *user, unsigned heuristics,
-                                  htri_scan_world_result *out)
+                                  uintptr_t self_stack_from, htri_scan_world_result *out)
 {
     if (!snap || !out) return -EINVAL;
     memset(out, 0, sizeof *out);
     /* our own frame and everything below it is scan machinery, not the program's */
-    const uintptr_t self_sp = (uintptr_t)__builtin_frame_address(0);
+    const uintptr_t own_frame = (uintptr_t)__builtin_frame_address(0);
+    const uintptr_t self_sp = self_stack_from > own_frame ? self_stack_from : own_frame;
     uintptr_t self_regs[HTRI_SCAN_NREGS];
     int n_self_regs = htri_scan_self_regs(self_regs);
 

@@ -448,7 +448,7 @@ static void test_world(void)
     usleep(20000);
 
     htri_scan_world_result r;
-    CHECK(htri_scan_world(world_snap, NULL, HTRI_HEUR_ALL, &r) == 0);
+    CHECK(htri_scan_world(world_snap, NULL, HTRI_HEUR_ALL, 0, &r) == 0);
     CHECK_EQ_U(r.n_threads, 3);
     CHECK_EQ_U(r.n_blocks, 8);
     int kinds[9] = { 0 };
