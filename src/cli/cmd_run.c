@@ -175,6 +175,25 @@ static void run_child(const htri_run_opts *o, const char *prog, const char *agen
     _exit(HTRI_CLI_NOTFOUND);
 }
 
+/* Whether `path` appears in the session file before byte `limit`. Sessions list a few
+ * traces, so reading them again is cheaper than keeping a set. */
+static int run_listed_before(const char *session, long limit, const char *path)
+{
+    FILE *f = fopen(session, "r");
+    char line[PATH_MAX + 64];
+    int found = 0;
+    while (f && !found && ftell(f) < limit && fgets(line, sizeof line, f)) {
+        char *tab = strchr(line, '\t');
+        if (tab) {
+            tab[1 + strcspn(tab + 1, "\n")] = 0;
+            found = strcmp(tab + 1, path) == 0;
+        }
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
 /* Reads "PID<TAB>PATH" lines and prints one summary per trace. Returns how many. */
 static int run_summaries(const char *session, FILE *log)
 {
@@ -183,12 +202,19 @@ static int run_summaries(const char *session, FILE *log)
     int n = 0;
     if (!f)
         return 0;
+    long start = 0;
     while (fgets(line, sizeof line, f)) {
+        long next = ftell(f);
         char *tab = strchr(line, '\t');
         if (!tab)
             continue;
         char *path = tab + 1;
         path[strcspn(path, "\n")] = 0;
+        if (run_listed_before(session, start, path)) {
+            start = next;
+            continue;     /* a process that re-registered its trace (exec) */
+        }
+        start = next;
         n++;
         htri_reader *r = NULL;
         htri_model *m = NULL;
@@ -303,7 +329,6 @@ int htri_cmd_run(const htri_run_opts *o)
     } else {
         rc = WIFEXITED(status) ? WEXITSTATUS(status) : HTRI_CLI_FAIL;
     }
-    fprintf(log, "==%d== \n", (int)pid);
     fflush(log);
     if (run_summaries(session, log) == 0)
         htri_cli_warning("no trace was written: the agent did not load into %s (was LD_PRELOAD "

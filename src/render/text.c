@@ -287,6 +287,7 @@ int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path)
     char a[48], b[48], d[48], e[160];
     unsigned pid = m->header.pid;
     uint64_t rss = m->end_peak_rss > m->rss_peak ? m->end_peak_rss : m->rss_peak;
+    fprintf(out, "==%u== \n", pid);
     if (m->cut.status)
         fprintf(out, "==%u== warning: trace cut at byte %llu (%s)\n", pid,
                 (unsigned long long)m->cut.offset, m->cut.why);

@@ -251,19 +251,56 @@ def case_e2e_cpp(a):
           "demangled C++ frames")
 
 
+def all_summaries(text):
+    return sorted(m.groups()[1:] for m in SUMMARY_RE.finditer(text))
+
+
+def case_e2e_fork(a):
+    need_agent(a)
+    prog = os.path.join(a.progs, "htr-cli-e2e-fork")
+    log = os.path.join(a.work, "fork.log")
+    rc, out, err, trace = run_traced(a, prog, opts=["--log-file=" + log])
+    check(rc == 0, "fork exit %d (%r)" % (rc, err))
+    check("==" not in err, "--log-file: nothing on stderr: %r" % err)
+    with open(log) as f:
+        text = f.read()
+    check(all_summaries(text) == [("100", "1", "2", "1", "150"), ("300", "2", "3", "1", "350")],
+          "parent and forked child summaries: %r" % all_summaries(text))
+    pids = set(re.findall(r"==(\d+)== trace: ", text))
+    check(len(pids) == 2, "one summary per process: %r" % text)
+
+
+def case_e2e_signal(a):
+    need_agent(a)
+    import signal
+    import time
+    prog = os.path.join(a.progs, "htr-cli-e2e-c")
+    trace = os.path.join(a.work, "wait.htr")
+    p = subprocess.Popen([a.heaptrail, "run", "-o", trace, prog, "wait"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    p.send_signal(signal.SIGTERM)   # to heaptrail alone: it must forward it
+    out, err = p.communicate(timeout=60)
+    err = err.decode()
+    check(p.returncode == 128 + 15, "SIGTERM forwarded: exit %d, stderr %r" % (p.returncode, err))
+    check("Process terminating with default action of signal 15 (SIGTERM)" in err, "SIGTERM line %r" % err)
+    s = heap_summary(err)
+    check(s is not None and s[2] == "1,112", "summary after SIGTERM %r" % (s,))
+
+
 def case_valgrind(a):
     need_agent(a)
     vg = shutil.which("valgrind")
     if not vg:
         print("valgrind not installed: skipped", file=sys.stderr)
         sys.exit(SKIP)
-    for name in ["htr-cli-e2e-c", "htr-cli-e2e-cpp"]:
+    for name in ["htr-cli-e2e-c", "htr-cli-e2e-cpp", "htr-cli-e2e-fork"]:
         prog = os.path.join(a.progs, name)
         rc, out, err, trace = run_traced(a, prog, timeout=120)
-        ours = heap_summary(err)
+        ours = all_summaries(err)
         rc, out, err = run([vg, "--leak-check=no", prog], timeout=300)
-        theirs = heap_summary(err)
-        check(theirs is not None, "valgrind summary found for %s" % name)
+        theirs = all_summaries(err)
+        check(len(theirs) > 0, "valgrind summary found for %s" % name)
         check(ours == theirs, "%s: heaptrail %r == memcheck %r" % (name, ours, theirs))
 
 

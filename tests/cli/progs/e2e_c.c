@@ -1,10 +1,12 @@
 /* End-to-end C program for tests/cli: exact counts that memcheck agrees with.
  * Expected: in use at exit: 1,000 bytes in 1 blocks; total heap usage: 1,112 allocs,
  * 1,111 frees, 76,600 bytes allocated; peak heap 2,100 bytes in 2 blocks.
- * With the argument "crash" it dies of SIGSEGV after the same work. */
+ * With the argument "crash" it dies of SIGSEGV after the same work; with "wait" it waits up
+ * to 30 s for a signal (the CLI's signal forwarding test). */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void *volatile sink;     /* keeps the optimizer from removing allocations */
 
@@ -45,5 +47,8 @@ int main(int argc, char **argv)
     sink = leak;
     if (argc > 1 && strcmp(argv[1], "crash") == 0)
         raise(SIGSEGV);
+    if (argc > 1 && strcmp(argv[1], "wait") == 0)
+        for (int i = 0; i < 300; i++)
+            usleep(100000);
     return 3;
 }
