@@ -1055,9 +1055,17 @@ static void *agent_writer_main(void *arg)
 {
     (void)arg;
     htri_agent_guard = 1 << 20;
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    /* Program signals must reach program threads, never run here (our guard is set for
+     * good); the real-time range stays open for the leak scan's stop-the-world signal. */
+    sigset_t mask;
+    sigfillset(&mask);
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+        sigdelset(&mask, sig);
+    sigdelset(&mask, SIGSEGV);
+    sigdelset(&mask, SIGBUS);
+    sigdelset(&mask, SIGILL);
+    sigdelset(&mask, SIGFPE);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
     while (!atomic_load(&g_agent.writer_stop)) {
         uint32_t seen = atomic_load(&g_agent.wake);
         struct timespec ts = { 0, HTR_FLUSH_INTERVAL_MS * 1000000L };
@@ -1076,7 +1084,6 @@ static void agent_start_writer(void)
 {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     atomic_store(&g_agent.writer_stop, 0);
     g_agent.writer_running = pthread_create(&g_agent.writer, &attr, agent_writer_main, NULL) == 0;
@@ -1150,6 +1157,17 @@ static void agent_finish_common(int how, int status, long spin_bound, int keep_o
         }
     }
     agent_spin_unlock(&g_agent.wlock);
+}
+
+void htri_agent_stop_writer(void)
+{
+    if (!g_agent.writer_running || htri_os_getpid() != g_agent.pid)
+        return;
+    atomic_store(&g_agent.writer_stop, 1);
+    agent_futex_wake(&g_agent.wake);
+    if (!pthread_equal(pthread_self(), g_agent.writer))
+        pthread_join(g_agent.writer, NULL);
+    g_agent.writer_running = 0;
 }
 
 void htri_agent_finish(int how, int status)

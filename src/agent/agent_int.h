@@ -54,6 +54,9 @@ int htri_agent_freeres(void);
 /* Lifecycle. */
 void htri_agent_note_exit_status(int status);
 void htri_agent_finish(int how, int status);   /* final flush + END + close; idempotent */
+/* Stops the writer thread and waits for it (exit path: before the leak scan stops the
+ * world, so that no thread of ours is left to stop). The final flush then runs inline. */
+void htri_agent_stop_writer(void);
 void htri_agent_before_exec(void);             /* flush + END how=exec */
 void htri_agent_exec_failed(void);
 void htri_agent_modules_changed(void);         /* after dlclose */

@@ -863,6 +863,9 @@ HTRI_EXPORT int __libc_start_main(hooks_main_fn main_fn, int argc, char **argv,
  * so frees made by every other library's destructor are seen. */
 static void hooks_at_exit(void)
 {
+    htri_agent_guard++;
+    htri_agent_stop_writer();
+    htri_agent_guard--;
     if (htri_agent_freeres() && htri_agent_tracking()) {
         /* As memcheck does: free libc's and libstdc++'s own caches, recorded. */
         if (g_hooks.cxx_freeres)
