@@ -12,7 +12,7 @@
 
 #define N_PCS 20000
 
-int symbig_all(int x);
+unsigned symbig_all(unsigned x);  /* unsigned: the sums wrap */
 
 typedef struct text_range {
     uint64_t lo, hi;
@@ -42,7 +42,7 @@ static double cpu_seconds(void)
 
 int main(void)
 {
-    CHECK(symbig_all(1) != 12345);  /* keeps the library linked and loaded */
+    CHECK(symbig_all(1) != 12345u);  /* keeps the library linked and loaded */
     text_range text = { 0, 0 };
     dl_iterate_phdr(find_text, &text);
     CHECK(text.hi > text.lo + N_PCS);
