@@ -41,6 +41,8 @@ typedef struct analyze_pass {
     analyze_region *regions;      /* live anonymous mappings */
     size_t n_regions, cap_regions;
     uint8_t *point_touched;
+    uint64_t point_lo, point_hi;  /* time range of bucket point_ix: most events hit it again */
+    size_t point_ix;
     analyze_caps caps;            /* capacities of the model's growing arrays */
     size_t last_thread;           /* the thread asked last is asked again most of the time */
     char *err;
@@ -193,9 +195,20 @@ static void analyze_point(analyze_pass *ps, uint64_t t, uint64_t heap, uint64_t 
     htri_model *m = ps->m;
     if (!m->n_points || !m->timeline)
         return;
-    size_t i = m->duration_ns ? (size_t)((double)t / (double)m->duration_ns * (double)m->n_points) : 0;
-    if (i >= m->n_points)
-        i = m->n_points - 1;
+    size_t i = ps->point_ix;
+    if (t < ps->point_lo || t >= ps->point_hi) {
+        /* bucket i holds i*D <= t*n < (i+1)*D, in exact integer arithmetic */
+        typedef unsigned __int128 u128;
+        u128 d = m->duration_ns, n = m->n_points;
+        i = d ? (size_t)((u128)t * n / d) : 0;
+        if (i >= m->n_points)
+            i = m->n_points - 1;
+        ps->point_ix = i;
+        ps->point_lo = d ? (uint64_t)(((u128)i * d + n - 1) / n) : 0;
+        ps->point_hi = d && i + 1 < m->n_points ? (uint64_t)(((u128)(i + 1) * d + n - 1) / n) : UINT64_MAX;
+        if (t < ps->point_lo)      /* clamped from beyond the end: keep the cache honest */
+            ps->point_lo = t;
+    }
     htri_point *p = &m->timeline[i];
     if (heap != UINT64_MAX) {
         if (!(ps->point_touched[i] & 1) || heap > p->heap_bytes)
@@ -620,7 +633,7 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
     uint64_t heap = 0, rss = 0;
     for (size_t i = 0; i < m->n_points; i++) {
         htri_point *p = &m->timeline[i];
-        p->t = (uint64_t)((double)m->duration_ns * (double)(i + 1) / (double)m->n_points);
+        p->t = (uint64_t)((unsigned __int128)m->duration_ns * (i + 1) / m->n_points);
         if (!(ps.point_touched[i] & 1))
             p->heap_bytes = heap;
         heap = p->heap_bytes;
@@ -634,7 +647,7 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
     ps.regions = NULL;
     ps.n_regions = ps.cap_regions = 0;
 
-    if (m->peak_event) {
+    if (m->peak_event && !(opts && opts->skip_peak_sites)) {
         ps.full = 0;
         ps.n_events = 0;
         ps.heap_live = 0;

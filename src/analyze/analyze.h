@@ -67,6 +67,7 @@ typedef struct htri_point {
 typedef struct htri_analyze_opts {
     uint64_t short_lived_ns;    /* 0: HTRI_DEFAULT_SHORT_LIVED_NS */
     size_t n_points;            /* 0: HTRI_DEFAULT_TIMELINE_POINTS */
+    int skip_peak_sites;        /* 1: one pass only; sites' peak_bytes stay 0 (summaries) */
 } htri_analyze_opts;
 
 typedef struct htri_model {

@@ -22,7 +22,7 @@ int htri_cmd_report(const htri_report_opts *o)
         return htri_cli_error("%s: corrupt trace: %s at byte %llu", o->path, cut->why,
                               (unsigned long long)cut->offset);
     }
-    htri_analyze_opts ao = { o->short_lived_ns, 0 };
+    htri_analyze_opts ao = { .short_lived_ns = o->short_lived_ns };
     rc = htri_analyze(r, &ao, &m, err, sizeof err);
     if (rc < 0) {
         const char *where = rc == HTRI_E_CORRUPT && htri_reader_error(r)[0] ? htri_reader_error(r) : err;

@@ -224,7 +224,8 @@ static int run_summaries(const char *session, FILE *log)
             htri_cli_error("%s: %s", path, htri_cli_strerror(rc));
             continue;
         }
-        rc = htri_analyze(r, NULL, &m, err, sizeof err);
+        htri_analyze_opts ao = { .skip_peak_sites = 1 };   /* the summary names no stacks */
+        rc = htri_analyze(r, &ao, &m, err, sizeof err);
         if (rc < 0) {
             htri_cli_error("%s: %s: %s", path, htri_cli_strerror(rc),
                            htri_reader_error(r)[0] ? htri_reader_error(r) : err);

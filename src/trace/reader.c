@@ -379,7 +379,10 @@ static int reader_next_event(htri_reader *r, reader_cursor *c)
         return 0;
     }
     if (p >= end) { why = "fewer records than its header says"; goto bad; }
-    memset(rec, 0, sizeof *rec);
+    /* only the event fields are ever written into a cursor's record (calloc'd), so
+     * resetting those is enough: a full memset of the record costs 5% of a replay */
+    rec->family = 0;
+    rec->size = rec->node = 0;
     uint8_t tag = *p++;
     uint64_t dt, addr_d = 0;
     rec->tid = h->tid;

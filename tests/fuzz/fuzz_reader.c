@@ -90,7 +90,7 @@ static void fuzz_trace(const uint8_t *data, size_t size)
     if (htri_reader_open_mem(data, size, &r) != 0)
         return;
     htri_model *m = NULL;
-    htri_analyze_opts o = { 1000, 16 };
+    htri_analyze_opts o = { .short_lived_ns = 1000, .n_points = 16 };
     if (htri_analyze(r, &o, &m, NULL, 0) == 0) {
         uint32_t top[4];
         (void)htri_model_top(m, HTRI_SORT_PEAK, top, 4);

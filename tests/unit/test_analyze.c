@@ -92,12 +92,14 @@ static void test_sample(void)
     htri_model_free(m);
 
     /* a threshold below 100 ns: nothing is short-lived */
-    htri_analyze_opts o = { 50, 10 };
+    htri_analyze_opts o = { .short_lived_ns = 50, .n_points = 10, .skip_peak_sites = 1 };
     m = analyze_buf(&e, &o);
     CHECK(m != NULL);
     if (m) {
         CHECK_EQ_U(m->short_lived, 0);
         CHECK_EQ_U(m->n_points, 10);
+        CHECK_EQ_U(m->peak_bytes, 1600);
+        CHECK_EQ_U(m->sites[3].peak_bytes, 0);   /* one pass: no contributors */
         htri_model_free(m);
     }
     free(e.buf);
