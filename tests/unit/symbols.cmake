@@ -1,6 +1,7 @@
 # Symbolizer test rules: the C++ fixture library (-O2 -g, so inlining and line tables are
 # real), a detached copy of its debug info for the build-id fallback cases, and copies
-# without DWARF (.symtab left) and without anything but .dynsym.
+# without DWARF (.symtab left), without anything but .dynsym, and one pointing at the
+# detached file through .gnu_debuglink.
 add_library(symfix SHARED ${CMAKE_SOURCE_DIR}/tests/unit/fixtures/symbols/symfix.cpp)
 target_compile_options(symfix PRIVATE -O2 -g -fno-omit-frame-pointer)
 # The fixture exports its cases; the project-wide hidden default would hide them.
@@ -14,6 +15,9 @@ add_custom_command(TARGET symfix POST_BUILD
           ${CMAKE_CURRENT_BINARY_DIR}/symfix-nodebug.so
   COMMAND ${CMAKE_OBJCOPY} --strip-all $<TARGET_FILE:symfix>
           ${CMAKE_CURRENT_BINARY_DIR}/symfix-stripped.so
+  COMMAND ${CMAKE_OBJCOPY} --strip-debug --add-gnu-debuglink=symfix.debug
+          $<TARGET_FILE:symfix> ${CMAKE_CURRENT_BINARY_DIR}/symfix-linked.so
+  WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}
   COMMENT "Detaching symfix debug info, making stripped copies")
 
 target_include_directories(test_symbols PRIVATE ${CMAKE_SOURCE_DIR}/tests/unit/fixtures/symbols)
@@ -22,6 +26,7 @@ target_compile_definitions(test_symbols PRIVATE
   SYMFIX_DEBUG_FILE="${CMAKE_CURRENT_BINARY_DIR}/symfix.debug"
   SYMFIX_NODEBUG_FILE="${CMAKE_CURRENT_BINARY_DIR}/symfix-nodebug.so"
   SYMFIX_STRIPPED_FILE="${CMAKE_CURRENT_BINARY_DIR}/symfix-stripped.so"
+  SYMFIX_LINKED_FILE="${CMAKE_CURRENT_BINARY_DIR}/symfix-linked.so"
   SYMFIX_WORK_DIR="${CMAKE_CURRENT_BINARY_DIR}/symfix-work")
 
 # Speed guard: one generated CU with 1000 functions and 2000 inlined calls. Symbolizing by

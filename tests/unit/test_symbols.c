@@ -428,6 +428,21 @@ static void test_find_module(void)
     htri_symtab_close(st);
 }
 
+/* A copy without DWARF whose .gnu_debuglink names the detached file beside it; no build-id
+ * recorded, so the file's own is what the link target is checked against. */
+static void test_debuglink(void)
+{
+    obj_info fix;
+    find_obj(&fix, "libsymfix.so");
+    htri_symtab *st = htri_symtab_open();
+    int mod = htri_symtab_add_module(st, SYMFIX_LINKED_FILE, fix.bias, fix.start, fix.end,
+                                     NULL, 0);
+    check_grow(st, mod);
+    check_inline(st, mod);
+    CHECK_STR(htri_symtab_module_file(st, mod), SYMFIX_LINKED_FILE);
+    htri_symtab_close(st);
+}
+
 static void test_format_and_demangle(void)
 {
     char buf[64];
@@ -468,6 +483,7 @@ int main(int argc, char **argv)
     CHECK(realpath(argv[0], exe) != NULL);
     test_elsewhere(exe);
     test_no_dwarf();
+    test_debuglink();
     test_oom(exe);
     test_find_module();
     test_format_and_demangle();
