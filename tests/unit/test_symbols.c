@@ -316,6 +316,23 @@ static void test_elsewhere(const char *exe_path)
     CHECK_STR(htri_symtab_module_file(st, mod), path);
     htri_symtab_close(st);
     unlink(path);
+
+    /* ... where a whole executable is preferred to the debug info alone. */
+    char exe_copy[1400];
+    snprintf(exe_copy, sizeof exe_copy, "%s/cache/%s/executable", SYMFIX_WORK_DIR, id);
+    CHECK(copy_file(fix.path, exe_copy) == 0);
+    CHECK(copy_file(SYMFIX_DEBUG_FILE, path) == 0);
+    setenv("DEBUGINFOD_CACHE_PATH", dir, 1);
+    st = htri_symtab_open();
+    unsetenv("DEBUGINFOD_CACHE_PATH");
+    mod = htri_symtab_add_module(st, "/nonexistent/libsymfix.so", fix.bias, fix.start, fix.end,
+                                 fix.build_id, fix.build_id_len);
+    check_grow(st, mod);
+    check_inline(st, mod);
+    CHECK_STR(htri_symtab_module_file(st, mod), exe_copy);
+    htri_symtab_close(st);
+    unlink(exe_copy);
+    unlink(path);
 }
 
 /* Copies without DWARF: names come from .symtab, then from .dynsym alone, demangled;
