@@ -272,6 +272,27 @@ static void guard_report(htri_error_rec *e)
     if (g_guard.report) g_guard.report(g_guard.report_user, e);
 }
 
+void htri_guard_fork_prepare(void)
+{
+    guard_lock(&g_guard.q_lock);
+    guard_lock(&g_guard.ctx_lock);
+}
+
+void htri_guard_fork_parent(void)
+{
+    guard_unlock(&g_guard.ctx_lock);
+    guard_unlock(&g_guard.q_lock);
+}
+
+void htri_guard_fork_child(void)
+{
+    g_guard.n_errors = 0;
+    g_guard.n_contexts = 0;
+    memset(g_guard.ctx_keys, 0, sizeof g_guard.ctx_keys);
+    guard_unlock(&g_guard.ctx_lock);
+    guard_unlock(&g_guard.q_lock);
+}
+
 void htri_guard_error_counts(uint64_t *n_errors, uint64_t *n_contexts)
 {
     guard_lock(&g_guard.ctx_lock);
@@ -352,6 +373,13 @@ void *htri_guard_raw(const void *user)
 void *htri_guard_raw_for(const void *user, size_t align)
 {
     return g_guard.rz ? (uint8_t *)user - guard_front(align) : (void *)user;
+}
+
+void *htri_guard_raw_of(void *user, uint16_t tag)
+{
+    if (!(tag & HTRI_GUARD_TAG_ON)) return user;
+    void *raw = htri_guard_raw(user);
+    return raw ? raw : htri_guard_raw_for(user, htri_guard_tag_align(tag));
 }
 
 size_t htri_guard_usable_size(const void *user)
@@ -602,9 +630,9 @@ static int guard_q_check(const htri_guard_qentry *q, htri_error_rec *e)
     memset(e, 0, sizeof *e);
     if (guard_find_damage(user, q->size, HTR_FILL_FREED, &first, &last)) {
         guard_fill_damage(&d, HTRI_ERR_WRITE_AFTER_FREE, user, (int64_t)first, first, last);
-    } else if (g_guard.rz && guard_check_side(user, q->size, false, &d)) {
+    } else if (g_guard.rz && q->align_log2 && guard_check_side(user, q->size, false, &d)) {
         d.kind = HTRI_ERR_WRITE_AFTER_FREE;
-    } else if (g_guard.rz && guard_check_side(user, q->size, true, &d)) {
+    } else if (g_guard.rz && q->align_log2 && guard_check_side(user, q->size, true, &d)) {
         d.kind = HTRI_ERR_WRITE_AFTER_FREE;
     } else {
         return 0;
@@ -650,6 +678,12 @@ static int guard_q_take(htri_guard_qentry *out, bool only_over_budget)
     htri_error_rec e;
     if (guard_q_check(out, &e)) guard_report(&e);
     return 1;
+}
+
+void *htri_guard_qentry_raw(const htri_guard_qentry *q)
+{
+    return q->align_log2 ? htri_guard_raw_of((void *)q->user, (uint16_t)(HTRI_GUARD_TAG_ON | q->align_log2))
+                         : (void *)q->user;
 }
 
 int htri_guard_quarantine_evict(htri_guard_qentry *out) { return guard_q_take(out, true); }
@@ -701,7 +735,7 @@ int htri_guard_quarantine_verify_all(void)
             const htri_guard_qentry *q = &g_guard.q_ring[s & (GUARD_Q_SLOTS - 1)];
             if (guard_q_check(q, &errs[n])) {
                 memset((void *)q->user, HTR_FILL_FREED, q->size);
-                if (g_guard.rz) {
+                if (g_guard.rz && q->align_log2) {
                     memset((uint8_t *)q->user - g_guard.rz, HTR_FILL_GUARD, g_guard.rz);
                     memset((uint8_t *)q->user + q->size, HTR_FILL_GUARD, g_guard.rz);
                 }

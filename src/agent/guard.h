@@ -102,6 +102,9 @@ void *htri_guard_raw(const void *user);
 /* raw from the layout alone, for a block the table knows (size, align) but whose header an
  * underrun destroyed. */
 void *htri_guard_raw_for(const void *user, size_t align);
+/* What to give the real free for a block with table tag `tag`: its raw pointer when the
+ * guard laid it out (header, else layout), the pointer itself otherwise. */
+void *htri_guard_raw_of(void *user, uint16_t tag);
 /* Requested size of a block of ours (malloc_usable_size), or 0 if the header does not check. */
 size_t htri_guard_usable_size(const void *user);
 
@@ -150,8 +153,11 @@ typedef struct htri_guard_qentry {
     uint32_t alloc_node, free_node;
     uint8_t family;            /* HTRI_FAM_* it was allocated with */
     uint8_t ffamily;           /* HTRI_FFAM_* it was released with */
-    uint16_t align_log2;       /* its alignment, for htri_guard_raw_for */
+    uint16_t align_log2;       /* low byte of its table tag: log2(alignment) if the guard
+                                * laid it out, 0 if not (then raw == user, no redzones) */
 } htri_guard_qentry;
+/* What to give the real free for a block leaving the quarantine. */
+void *htri_guard_qentry_raw(const htri_guard_qentry *q);
 
 /* Fills the block (and, with redzones, keeps its redzones) with HTR_FILL_FREED and queues
  * it. Returns 0 if queued (the hooks must not free it: it comes back through evict), or 1 if
@@ -198,6 +204,14 @@ uint64_t htri_guard_live_bytes(void);
 /* The k stacks holding the most bytes among blocks[0..n) (a table snapshot), biggest first.
  * Uses mmap'd scratch. Returns how many were written (<= k), or -ENOMEM. */
 int htri_guard_top_holders(const htri_block *blocks, size_t n, htri_limit_holder *out, int k);
+
+/* ---- Fork ---------------------------------------------------------------------------- */
+/* pthread_atfork handlers: prepare takes the guard's locks (after the table's), parent
+ * releases them, child releases them and zeroes the error counts (the child's trace holds
+ * only its own errors). The child keeps the quarantine it inherited. */
+void htri_guard_fork_prepare(void);
+void htri_guard_fork_parent(void);
+void htri_guard_fork_child(void);
 
 /* ---- Error counts -------------------------------------------------------------------- */
 /* Errors reported so far and their contexts (kind + where_node, + alloc_node when where_node

@@ -281,6 +281,25 @@ static void test_quarantine(void)
     while (htri_guard_quarantine_pop(&out)) free(htri_guard_raw((void *)out.user));
     CHECK_EQ_U(g_n_errs, 0);
 
+    /* a block the guard did not lay out (align_log2 0): no redzone check, raw == user */
+    guard_setup(16, 1000);
+    uint8_t *plain = malloc(40);
+    htri_guard_qentry epl = qentry(plain, 40, 3);
+    epl.align_log2 = 0;
+    CHECK(htri_guard_quarantine_push(&epl) == 0);
+    CHECK(htri_guard_quarantine_pop(&out) == 1 && htri_guard_qentry_raw(&out) == plain);
+    CHECK_EQ_U(g_n_errs, 0);
+    free(plain);
+    void *rawg;
+    uint8_t *g = guarded_alloc(8, 0, &rawg);
+    htri_guard_qentry eg = qentry(g, 8, 3);
+    CHECK(htri_guard_qentry_raw(&eg) == rawg);
+    CHECK(htri_guard_raw_of(g, htri_guard_tag(0)) == rawg);
+    CHECK(htri_guard_raw_of(g, 0) == g);
+    memset(g - 32, 0, 16); /* header gone: the layout still finds raw */
+    CHECK(htri_guard_raw_of(g, htri_guard_tag(0)) == rawg);
+    free(rawg);
+
     /* quarantine without redzones */
     guard_setup(0, 1000);
     uint8_t *p = malloc(50);
@@ -344,6 +363,18 @@ static void test_bad_frees(void)
     htri_guard_error_counts(&ne, &nc);
     CHECK_EQ_U(ne, 8);
     CHECK_EQ_U(nc, 7);
+    /* fork: the parent keeps its counts, a child starts from zero; locks are free after */
+    htri_guard_fork_prepare();
+    htri_guard_fork_parent();
+    htri_guard_error_counts(&ne, &nc);
+    CHECK(ne == 8 && nc == 7);
+    htri_guard_fork_prepare();
+    htri_guard_fork_child();
+    htri_guard_error_counts(&ne, &nc);
+    CHECK(ne == 0 && nc == 0);
+    htri_guard_report_mismatch(&nb, HTRI_FFAM_DELETE, 49);
+    htri_guard_error_counts(&ne, &nc);
+    CHECK(ne == 1 && nc == 1);
 
     htri_guard_qentry out;
     while (htri_guard_quarantine_pop(&out)) free(htri_guard_raw((void *)out.user));

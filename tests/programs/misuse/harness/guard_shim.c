@@ -283,9 +283,8 @@ static void *shim_alloc(uint8_t fam, size_t size, size_t align, int zero, const 
 
 static void shim_real_free_user(uintptr_t user, unsigned align_log2)
 {
-    void *raw = htri_guard_raw((void *)user);
-    if (!raw) raw = htri_guard_raw_for((void *)user, (size_t)1 << align_log2);
-    __libc_free(raw);
+    htri_guard_qentry q = { .user = user, .align_log2 = (uint16_t)align_log2 };
+    __libc_free(htri_guard_qentry_raw(&q));
 }
 
 /* Every release: table, mismatch, redzones, limit, quarantine, eviction. `check_family` is
