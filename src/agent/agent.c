@@ -1024,10 +1024,13 @@ static void agent_writer_pass(int final, long spin_bound)
         memcpy(g_agent.meta.data + g_agent.meta.len, g_agent.extra.data, g_agent.extra.len);
         g_agent.meta.len += g_agent.extra.len;
         g_agent.meta.n_records += g_agent.extra.n_records;
-        if (g_agent.extra.t_last > g_agent.meta.t_last)
-            g_agent.meta.t_last = g_agent.extra.t_last;
-        if (!g_agent.meta.t_first || g_agent.extra.t_first < g_agent.meta.t_first)
-            g_agent.meta.t_first = g_agent.extra.t_first;
+        if (g_agent.extra.timed) {
+            if (!g_agent.meta.timed || g_agent.extra.t_last > g_agent.meta.t_last)
+                g_agent.meta.t_last = g_agent.extra.t_last;
+            if (!g_agent.meta.timed || g_agent.extra.t_first < g_agent.meta.t_first)
+                g_agent.meta.t_first = g_agent.extra.t_first;
+            g_agent.meta.timed = 1;
+        }
     }
     htri_recbuf_reset(&g_agent.extra);
     agent_write_meta();

@@ -141,6 +141,7 @@ void htri_recbuf_reset(htri_recbuf *b)
     b->len = 0;
     b->n_records = 0;
     b->t_first = b->t_last = 0;
+    b->timed = 0;
     b->error = 0;
 }
 
@@ -164,10 +165,11 @@ static void rec_done(htri_recbuf *b, uint8_t *end, int has_t, uint64_t t)
 {
     b->len = (size_t)(end - b->data);
     if (has_t) {
-        if (!b->n_records || t < b->t_first)
+        if (!b->timed || t < b->t_first)
             b->t_first = t;
-        if (t > b->t_last)
+        if (!b->timed || t > b->t_last)
             b->t_last = t;
+        b->timed = 1;
     }
     b->n_records++;
 }

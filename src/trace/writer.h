@@ -39,7 +39,8 @@ typedef struct htri_recbuf {
     uint8_t *data;
     size_t len, cap;
     uint32_t n_records;
-    uint64_t t_first, t_last;  /* times of the first / last record with a time */
+    uint64_t t_first, t_last;  /* earliest / latest time among records that carry one */
+    int timed;                 /* some record carried a time (t_first is meaningful) */
     int error;                 /* -ENOMEM once growth failed; appends are then dropped */
 } htri_recbuf;
 

@@ -1,0 +1,236 @@
+/* Unit tests of the trace writer (src/trace/writer.c): write a trace with every META record
+ * and every EVENTS record to a temp file, then decode it here independently (format.h +
+ * zstd's decompressor) and check every field; plus the disk-full and oversize error paths. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "base/varint.h"
+#include "check.h"
+#include "trace/format.h"
+#include "trace/writer.h"
+
+static uint64_t get(const uint8_t **p, const uint8_t *end)
+{
+    uint64_t v = ~0ull;
+    if (htri_varint_get(p, end, &v) != 0)
+        check_failures++;
+    return v;
+}
+
+static int get_str(const uint8_t **p, const uint8_t *end, const char *want)
+{
+    uint64_t len = get(p, end);
+    int ok = len == strlen(want) && (uint64_t)(end - *p) >= len && memcmp(*p, want, len) == 0;
+    *p += len;
+    return ok;
+}
+
+/* Reads frame `k` of the file into a fresh buffer (raw records). */
+static uint8_t *read_frame(FILE *f, htri_frame_header *fh)
+{
+    uint8_t hb[HTRI_FRAME_HEADER_SIZE];
+    if (fread(hb, 1, sizeof hb, f) != sizeof hb || htri_frame_header_decode(hb, fh) != 0)
+        return NULL;
+    uint8_t *comp = malloc(fh->comp_size), *raw = malloc(fh->raw_size + 1);
+    if (fread(comp, 1, fh->comp_size, f) != fh->comp_size ||
+        ZSTD_decompress(raw, fh->raw_size, comp, fh->comp_size) != fh->raw_size) {
+        free(comp);
+        free(raw);
+        return NULL;
+    }
+    /* The writer promises the content checksum flag (frame header descriptor bit 2). */
+    CHECK((comp[4] & 0x04) != 0);
+    free(comp);
+    return raw;
+}
+
+int main(void)
+{
+    char path[] = "/tmp/htr_writer_test_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+
+    htri_writer w;
+    CHECK(htri_writer_init(&w) == 0);
+    htri_file_header h = { 1, 0, 1234, 99, 1700000000000000000ull, 5555, HTRI_FILE_FORKED };
+    CHECK(htri_writer_start(&w, fd, &h) == 0);
+
+    htri_recbuf m = { 0 };
+    const uint8_t bid[4] = { 0xde, 0xad, 0xbe, 0xef };
+    uint32_t parents[3] = { 0, 1, 1 };
+    uintptr_t pcs[3] = { 0x401000, 0x402000, 0x403000 };
+    CHECK(htri_rec_info(&m, "exe", "/bin/x", 6) == 0);
+    CHECK(htri_rec_module(&m, 3, 0x1000, 0x400000, 0x500000, bid, 4, "/bin/x", 6, 10) == 0);
+    CHECK(htri_rec_nodes(&m, 1, 3, parents, pcs) == 0);
+    CHECK(htri_rec_thread(&m, 77, 11, "main", 4) == 0);
+    CHECK(htri_rec_rss(&m, 12, 4096) == 0);
+    CHECK(htri_rec_fork_base(&m, 13, 98, 5, 4, 300) == 0);
+    CHECK(htri_rec_message(&m, 14, HTRI_MSG_WARNING, "hi", 2) == 0);
+    CHECK(htri_rec_module_unload(&m, 3, 15) == 0);
+    CHECK(htri_rec_thread_end(&m, 77, 16) == 0);
+    const uint8_t leak_body[3] = { 2, 0xaa, 0xbb };     /* body_len 2, body */
+    CHECK(htri_rec_raw(&m, 0x41, leak_body, 3, 17) == 0);
+    CHECK(htri_rec_end(&m, 18, HTRI_END_SIGNAL, 6, 8192, 0, 5, 4, 300) == 0);
+    CHECK_EQ_U(m.n_records, 11);
+    CHECK_EQ_U(m.t_first, 10);
+    CHECK_EQ_U(m.t_last, 18);
+    CHECK(htri_writer_flush_recbuf(&w, &m, HTRI_FRAME_META, 0) == 0);
+    CHECK_EQ_U(m.n_records, 0);
+
+    /* EVENTS: one of each, addresses going down and up (zigzag both ways). */
+    uint8_t ev[512], *p = ev;
+    htri_evstate s = { 100, 0 };
+    p = htri_ev_put_block(p, &s, HTRI_REC_ALLOC + HTRI_FAM_NEW, 100, 24, 3, 0x7000);
+    p = htri_ev_put_free(p, &s, HTRI_REC_FREE + HTRI_FFAM_REALLOC, 105, 0x6000);
+    p = htri_ev_put_block(p, &s, HTRI_REC_INHERIT + HTRI_FAM_CALLOC, 105, 8, 0, 0x9000);
+    p = htri_ev_put_block(p, &s, HTRI_REC_MMAP, 110, 1 << 20, 2, 0x7f0000000000);
+    p = htri_ev_put_munmap(p, &s, 120, 1 << 20, 0x7f0000000000);
+    p = htri_ev_put_failed(p, &s, 130, 1ull << 40, 1, HTRI_FAM_MALLOC);
+    CHECK(htri_writer_frame(&w, HTRI_FRAME_EVENTS, 77, 6, 100, 130, ev, (size_t)(p - ev)) == 0);
+    CHECK_EQ_U(w.seq, 2);
+    CHECK(htri_writer_frame(&w, HTRI_FRAME_EVENTS, 77, 0, 0, 0, ev, HTRI_FRAME_MAX_RAW + 1) == -EINVAL);
+    htri_writer_fini(&w);
+    close(fd);
+
+    /* Decode it back. */
+    FILE *f = fopen(path, "rb");
+    uint8_t hb[HTRI_FILE_HEADER_SIZE];
+    CHECK(fread(hb, 1, sizeof hb, f) == sizeof hb);
+    htri_file_header hd = { 0 };
+    CHECK(htri_file_header_decode(hb, &hd) == 0);
+    CHECK_EQ_U(hd.pid, 1234);
+    CHECK_EQ_U(hd.ppid, 99);
+    CHECK_EQ_U(hd.start_realtime_ns, 1700000000000000000ull);
+    CHECK_EQ_U(hd.start_mono_ns, 5555);
+    CHECK_EQ_U(hd.flags, HTRI_FILE_FORKED);
+    CHECK_EQ_U(htri_get_u32(hb + 44), 8);
+
+    htri_frame_header fh;
+    uint8_t *raw = read_frame(f, &fh);
+    CHECK(raw != NULL);
+    if (raw) {
+        CHECK_EQ_U(fh.kind, HTRI_FRAME_META);
+        CHECK_EQ_U(fh.seq, 0);
+        CHECK_EQ_U(fh.n_records, 11);
+        CHECK_EQ_U(fh.t_first, 10);
+        CHECK_EQ_U(fh.t_last, 18);
+        const uint8_t *q = raw, *end = raw + fh.raw_size;
+        CHECK_EQ_U(*q++, HTRI_REC_INFO);
+        CHECK(get_str(&q, end, "exe"));
+        CHECK(get_str(&q, end, "/bin/x"));
+        CHECK_EQ_U(*q++, HTRI_REC_MODULE);
+        CHECK_EQ_U(get(&q, end), 3);
+        CHECK_EQ_U(get(&q, end), 0x1000);
+        CHECK_EQ_U(get(&q, end), 0x400000);
+        CHECK_EQ_U(get(&q, end), 0x500000);
+        CHECK(get_str(&q, end, "\xde\xad\xbe\xef"));
+        CHECK(get_str(&q, end, "/bin/x"));
+        CHECK_EQ_U(get(&q, end), 10);
+        CHECK_EQ_U(*q++, HTRI_REC_NODES);
+        CHECK_EQ_U(get(&q, end), 1);
+        CHECK_EQ_U(get(&q, end), 3);
+        CHECK_EQ_U(get(&q, end), 1);        /* node 1: parent 0 */
+        CHECK_EQ_U(get(&q, end), 0x401000);
+        CHECK_EQ_U(get(&q, end), 1);        /* node 2: parent 1 */
+        CHECK_EQ_U(get(&q, end), 0x402000);
+        CHECK_EQ_U(get(&q, end), 2);        /* node 3: parent 1 */
+        CHECK_EQ_U(get(&q, end), 0x403000);
+        CHECK_EQ_U(*q++, HTRI_REC_THREAD);
+        CHECK_EQ_U(get(&q, end), 77);
+        CHECK_EQ_U(get(&q, end), 11);
+        CHECK(get_str(&q, end, "main"));
+        CHECK_EQ_U(*q++, HTRI_REC_RSS);
+        CHECK_EQ_U(get(&q, end), 12);
+        CHECK_EQ_U(get(&q, end), 4096);
+        CHECK_EQ_U(*q++, HTRI_REC_FORK_BASE);
+        CHECK_EQ_U(get(&q, end), 13);
+        CHECK_EQ_U(get(&q, end), 98);
+        CHECK_EQ_U(get(&q, end), 5);
+        CHECK_EQ_U(get(&q, end), 4);
+        CHECK_EQ_U(get(&q, end), 300);
+        CHECK_EQ_U(*q++, HTRI_REC_MESSAGE);
+        CHECK_EQ_U(get(&q, end), 14);
+        CHECK_EQ_U(get(&q, end), HTRI_MSG_WARNING);
+        CHECK(get_str(&q, end, "hi"));
+        CHECK_EQ_U(*q++, HTRI_REC_MODULE_UNLOAD);
+        CHECK_EQ_U(get(&q, end), 3);
+        CHECK_EQ_U(get(&q, end), 15);
+        CHECK_EQ_U(*q++, HTRI_REC_THREAD_END);
+        CHECK_EQ_U(get(&q, end), 77);
+        CHECK_EQ_U(get(&q, end), 16);
+        CHECK_EQ_U(*q++, 0x41);
+        CHECK(get_str(&q, end, "\xaa\xbb"));
+        CHECK_EQ_U(*q++, HTRI_REC_END);
+        uint64_t want_end[8] = { 18, HTRI_END_SIGNAL, 6, 8192, 0, 5, 4, 300 };
+        for (int i = 0; i < 8; i++)
+            CHECK_EQ_U(get(&q, end), want_end[i]);
+        CHECK(q == end);
+        free(raw);
+    }
+    raw = read_frame(f, &fh);
+    CHECK(raw != NULL);
+    if (raw) {
+        CHECK_EQ_U(fh.kind, HTRI_FRAME_EVENTS);
+        CHECK_EQ_U(fh.tid, 77);
+        CHECK_EQ_U(fh.seq, 1);
+        CHECK_EQ_U(fh.n_records, 6);
+        CHECK_EQ_U(fh.t_first, 100);
+        CHECK_EQ_U(fh.t_last, 130);
+        const uint8_t *q = raw, *end = raw + fh.raw_size;
+        CHECK_EQ_U(*q++, HTRI_REC_ALLOC + HTRI_FAM_NEW);
+        CHECK_EQ_U(get(&q, end), 0);                      /* dt from t_first */
+        CHECK_EQ_U(get(&q, end), 24);
+        CHECK_EQ_U(get(&q, end), 3);
+        CHECK_EQ_U(htri_unzigzag(get(&q, end)), 0x7000);
+        CHECK_EQ_U(*q++, HTRI_REC_FREE + HTRI_FFAM_REALLOC);
+        CHECK_EQ_U(get(&q, end), 5);
+        CHECK(htri_unzigzag(get(&q, end)) == -0x1000);
+        CHECK_EQ_U(*q++, HTRI_REC_INHERIT + HTRI_FAM_CALLOC);
+        CHECK_EQ_U(get(&q, end), 0);
+        CHECK_EQ_U(get(&q, end), 8);
+        CHECK_EQ_U(get(&q, end), 0);
+        CHECK_EQ_U(htri_unzigzag(get(&q, end)), 0x3000);
+        CHECK_EQ_U(*q++, HTRI_REC_MMAP);
+        CHECK_EQ_U(get(&q, end), 5);
+        CHECK_EQ_U(get(&q, end), 1 << 20);
+        CHECK_EQ_U(get(&q, end), 2);
+        CHECK_EQ_U(htri_unzigzag(get(&q, end)), 0x7f0000000000 - 0x9000);
+        CHECK_EQ_U(*q++, HTRI_REC_MUNMAP);
+        CHECK_EQ_U(get(&q, end), 10);
+        CHECK_EQ_U(get(&q, end), 1 << 20);
+        CHECK_EQ_U(htri_unzigzag(get(&q, end)), 0);
+        CHECK_EQ_U(*q++, HTRI_REC_ALLOC_FAILED);
+        CHECK_EQ_U(get(&q, end), 10);
+        CHECK_EQ_U(get(&q, end), 1ull << 40);
+        CHECK_EQ_U(get(&q, end), 1);
+        CHECK_EQ_U(get(&q, end), HTRI_FAM_MALLOC);
+        CHECK(q == end);
+        free(raw);
+    }
+    uint8_t extra;
+    CHECK(fread(&extra, 1, 1, f) == 0);   /* nothing after the two frames */
+    fclose(f);
+    unlink(path);
+
+    /* Disk full: the first write fails, the error sticks. */
+    int full = open("/dev/full", O_WRONLY);
+    if (full >= 0) {
+        htri_writer wf;
+        CHECK(htri_writer_init(&wf) == 0);
+        CHECK(htri_writer_start(&wf, full, &h) == -ENOSPC);
+        CHECK(htri_writer_frame(&wf, HTRI_FRAME_EVENTS, 1, 1, 0, 0, ev, 4) == -ENOSPC);
+        htri_writer_fini(&wf);
+        close(full);
+    }
+    /* A frame before start: no file yet. */
+    htri_writer wn;
+    CHECK(htri_writer_init(&wn) == 0);
+    CHECK(htri_writer_frame(&wn, HTRI_FRAME_META, 0, 1, 0, 0, ev, 4) == -EBADF);
+    htri_writer_fini(&wn);
+    htri_recbuf_free(&m);
+    return CHECK_DONE();
+}
