@@ -11,6 +11,43 @@
 #include "trace/error_record.h"
 #include "trace/format.h"
 
+/*  How the hooks use this module (tests/programs/misuse/harness/guard_shim.c does exactly
+ *  this over glibc, and is the executable version of these notes):
+ *
+ *  init_early  htri_guard_opts_default + htri_guard_parse_option per option (-ENOENT: not
+ *              ours) + htri_guard_init(&o, report, ctx). The reporter stamps t/tid, encodes
+ *              the record (error_record.h) and queues it as a META raw record.
+ *  allocate    (tracked path; fam, size, align: 0 for malloc/calloc/new, a for the memalign
+ *              family and new(align_val_t), page size for valloc/pvalloc)
+ *                capture stack; why = htri_guard_should_fail(size, pcs, n)
+ *                  -> why: FAULT record + ALLOC_FAILED, errno ENOMEM, NULL (new: bad_alloc)
+ *                htri_guard_limit_reserve(size) < 0
+ *                  -> LIMIT record (htri_guard_top_holders over a table snapshot) +
+ *                     ALLOC_FAILED; abort() if limit_action is abort; else ENOMEM, NULL
+ *                layout on: htri_guard_size_for -> real malloc / calloc(1, raw_size) / memalign
+ *                  (raw_align) -> htri_guard_init_block(raw, size, align, calloc ? -1 : fill)
+ *                  (calloc with raw_align: memset the user bytes); real failure: release
+ *                  the limit reservation. Table tag = htri_guard_tag(align), else 0.
+ *  release     (free, every delete, realloc(p, 0), realloc's old block; ffam HTRI_FFAM_*)
+ *                htri_table_remove fails -> htri_guard_report_invalid_free(p, ffam, where,
+ *                  NULL) and nothing is freed (the program goes on, as under memcheck)
+ *                families differ -> htri_guard_report_mismatch (then release it anyway)
+ *                tag has HTRI_GUARD_TAG_ON -> htri_guard_verify_block(p, size, node, fam,
+ *                  where, ffam); htri_guard_limit_release(size)
+ *                htri_guard_quarantine_push({p, size, node, where, fam, ffam, tag & 0xff})
+ *                  == 1 -> real free(htri_guard_raw_of(p, tag)); then
+ *                while (htri_guard_quarantine_evict(&q)) real free(htri_guard_qentry_raw(&q))
+ *  realloc     always moves while the guard is on: allocate new, copy min(old, new) bytes,
+ *              release old with HTRI_FFAM_REALLOC; a pointer that is no live block is an
+ *              invalid free and realloc returns NULL.
+ *  usable size tag on: htri_guard_usable_size(p); else the real malloc_usable_size.
+ *  exit        drain with htri_guard_quarantine_pop (each fill verified), verify the table
+ *              snapshot with htri_guard_verify_blocks, write ERROR_SUMMARY from
+ *              htri_guard_error_counts, apply --error-exitcode.
+ *  stopped     once layout was on, even untracked paths must look a program pointer up and
+ *              hand the real free htri_guard_raw_of(p, tag): a user pointer is no glibc chunk.
+ */
+
 /* ---- Options ------------------------------------------------------------------------- */
 enum { HTRI_LIMIT_FAIL = 0, HTRI_LIMIT_ABORT = 1 };
 
