@@ -87,14 +87,15 @@ HTR_API void htr_free_array(htr_allocator_t a, void *ptr, size_t count, size_t e
 #define HTR_FREE_ARRAY(a, p, n) \
     htr_free_array((a), (p), (n), sizeof(*(p)), HTR_ALIGNOF(__typeof__(*(p))))
 
-/* Built-in parents (stateless, thread-safe). libc: malloc / aligned_alloc / realloc, with
- * in-place resize up to malloc_usable_size. pages: mmap'd pages per block, sizes rounded up
- * to the page size; shrinks in place by unmapping the tail. */
+/* Built-in parents (stateless, thread-safe). libc: malloc (posix_memalign above 16-byte
+ * alignment), in-place resize up to malloc_usable_size, realloc as remap. pages: mmap'd
+ * pages per block, sizes rounded up to the page size; shrinks in place by unmapping. */
 HTR_API htr_allocator_t htr_libc_allocator(void);
 HTR_API htr_allocator_t htr_page_allocator(void);
 
 /* Where reports go: a line callback if fn is set, else fd if fd > 0, else nowhere (a
- * zero-initialised sink is silent). Lines end with '\n'. */
+ * zero-initialised sink is silent). Lines end with '\n'. A layer calls the callback with
+ * its lock held: the callback must not allocate through that layer. */
 typedef void (*htr_line_fn)(void *user, const char *line, size_t len);
 typedef struct htr_sink {
     int fd;
