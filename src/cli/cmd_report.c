@@ -18,9 +18,10 @@ int htri_cmd_report(const htri_report_opts *o)
         return htri_cli_error("%s: %s", o->path, htri_cli_strerror(rc));
     const htri_reader_cut *cut = htri_reader_cut_info(r);
     if (cut->status == HTRI_E_CORRUPT) {
-        htri_reader_close(r);
-        return htri_cli_error("%s: corrupt trace: %s at byte %llu", o->path, cut->why,
-                              (unsigned long long)cut->offset);
+        rc = htri_cli_error("%s: corrupt trace: %s at byte %llu", o->path, cut->why,
+                            (unsigned long long)cut->offset);
+        htri_reader_close(r);     /* cut points into the reader */
+        return rc;
     }
     htri_analyze_opts ao = { .short_lived_ns = o->short_lived_ns };
     rc = htri_analyze(r, &ao, &m, err, sizeof err);
