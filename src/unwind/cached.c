@@ -1,7 +1,7 @@
 /* The cached engine, called from htri_unwind_capture(): each return address's unwind rule is
  * computed once from .eh_frame (cfi.c) and kept in a lock-free hash table on mmap'd memory,
- * so a step costs a probe and two loads; a per-thread memo of the last walk replays the
- * outer frames a capture shares with the previous one at about frame-pointer cost. */
+ * so a step costs a probe and two loads; a per-thread memo of the last walk's rules takes
+ * the probe off the critical path for the frames a capture shares with the previous one. */
 #include <link.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -304,32 +304,38 @@ static inline struct cached_hit cached_rule(uintptr_t pc, uint64_t epoch_bits)
 
 /* ---- per-thread memo of the last walk ----
  *
- * Consecutive captures in a thread share most of their outer frames. The memo keeps the
- * last walk's frame states, outermost last; once the current walk reaches a state (pc, sp,
- * rbp) equal to a memo state, each further step is replayed from the memo: the caller's pc
- * and rbp are re-read from the same stack slots and compared with the memo's next state.
- * Those loads do not depend on one another, so the outer frames cost about what a
- * frame-pointer walk costs, instead of a hash probe plus two dependent loads each. The
- * result is identical to a full walk: a step depends only on the state, the rule for the
- * pc (same epoch, same rule) and the two slots we re-read.
+ * Consecutive captures in a thread mostly run through the same return addresses: the same
+ * outer frames, often the same inner ones at another depth. The memo keeps the last walk's
+ * frames (pc, sp, rbp and the rule used), and a walk uses it two ways:
  *
- *   frame k: | pc | sp | rbp | caller's pc at sp+ra_off | caller's rbp at sp+bp_off or none |
+ *  - following: while the walk's pc equals the memo's next pc, the rule comes from the memo
+ *    instead of the hash table, which takes the probe off the critical path;
+ *  - replaying: when a whole state (pc, sp, rbp) equals a memo frame's, the step's result is
+ *    known up to the two slots it reads (caller's pc and saved rbp, at the next memo frame's
+ *    sp plus the rule's offsets): those are re-read and compared with the next memo frame,
+ *    independent loads that cost about what a frame-pointer step costs.
  *
- * Two buffers: the walk writes the new memo while reading the old, then flips. A capture
- * from a signal handler that interrupted a walk in this thread does not touch the memo. */
+ * Either way every step is taken from the real registers and stack with the rule of its real
+ * pc (a memo of another epoch is dropped), so the result is exactly that of a walk without
+ * memo; the first mismatch goes back to table lookups.
+ *
+ *   frame k: | pc | sp | rbp | rule for pc, as the table gives it (flags 0: look it up) |
+ *
+ * Where to start following: the memo frame at the same depth plus the shift of the last
+ * match, or the one at the same sp (outer frames stay put while inner ones change). Two
+ * buffers: the walk writes the new memo while reading the old one, then flips. A capture
+ * from a signal handler that interrupted a walk in this thread leaves the memo alone. */
 #define CACHED_MEMO_FRAMES 64
-#define CACHED_MEMO_NONE   INT32_MIN /* bp_off: rbp unchanged; ra_off: step not taken */
 
 struct cached_memo_frame {
     uintptr_t pc, sp, bp;
-    int32_t ra_off, bp_off;
+    struct cached_hit rule;
 };
 
 struct cached_memo {
-    uint64_t epoch;
-    uintptr_t stack_hi; /* the stack its slots were checked against */
-    uint32_t n;        /* states 0..n-1 are valid; state i < n-1 has its step offsets */
-    bool complete;     /* the walk ended by itself after state n-1, whatever the stack holds */
+    uint64_t epoch;     /* rules of another epoch are not to be trusted */
+    uintptr_t stack_hi; /* the stack whose slots the replayed steps read */
+    uint32_t n;         /* frames[0..n) are valid; each but the last has a FRAME rule */
     struct cached_memo_frame frames[CACHED_MEMO_FRAMES];
 };
 
@@ -367,24 +373,38 @@ int htri_unwind_cached_walk(const struct htri_unwind_regs *regs, uintptr_t *pcs,
         if (old->epoch != epoch || old->n == 0)
             old = NULL;
     }
-    uint32_t n_memo = 0;   /* states written to `memo` so far, consecutively from 0 */
-    bool complete = false; /* the walk ended by a rule or a bound, not by max or a 0 pc */
-    uint32_t j = 0;        /* cursor into `old`, by increasing sp */
+    const bool same_stack = old && old->stack_hi == stack.hi;
+    uint32_t n_memo = 0; /* frames written to `memo`, consecutively from 0 */
+    uint32_t j = 0;      /* the memo frame we follow (when following), or the sp cursor */
+    int shift = 0;       /* j - k at the last match */
+    bool following = false;
     uintptr_t pc = regs->pc, sp = regs->sp, bp = regs->bp;
-    int stored = 0, k = 0; /* k: index of the current state, counting skipped ones */
+    int stored = 0, k = 0; /* k: index of the current frame, counting skipped ones */
+    struct cached_hit rule;
     int result;
 
     while (pc != 0) {
-        if (old) {
-            while (j < old->n && old->frames[j].sp < sp)
-                j++;
-            if (j < old->n && old->frames[j].sp == sp && old->frames[j].pc == pc &&
-                old->frames[j].bp == bp && old->stack_hi == stack.hi)
-                goto replay;
+        if (old && !following) {
+            uint32_t guess = (uint32_t)(k + shift);
+            if (guess < old->n && old->frames[guess].pc == pc) {
+                j = guess;
+                following = true;
+            } else {
+                while (j < old->n && old->frames[j].sp < sp)
+                    j++;
+                following = j < old->n && old->frames[j].sp == sp && old->frames[j].pc == pc;
+            }
+            if (following)
+                shift = (int)j - k;
         }
+        if (following && old->frames[j].sp == sp && old->frames[j].bp == bp && same_stack)
+            goto replay;
+        if (following && old->frames[j].rule.flags)
+            rule = old->frames[j].rule;
+        else
+            rule = cached_rule(pc, epoch_bits);
         if (memo && n_memo == (uint32_t)k && k < CACHED_MEMO_FRAMES) {
-            memo->frames[k] = (struct cached_memo_frame){ pc, sp, bp, CACHED_MEMO_NONE,
-                                                          CACHED_MEMO_NONE };
+            memo->frames[k] = (struct cached_memo_frame){ pc, sp, bp, rule };
             n_memo++;
         }
         if (k >= skip) {
@@ -393,7 +413,6 @@ int htri_unwind_cached_walk(const struct htri_unwind_regs *regs, uintptr_t *pcs,
                 break;
         }
     step:;
-        struct cached_hit rule = cached_rule(pc, epoch_bits);
         unsigned kind = htri_unwind_rule_kind(rule.flags);
         if (htri_unlikely(kind != HTRI_UNWIND_RULE_FRAME)) {
             if (kind == HTRI_UNWIND_RULE_UNSUPPORTED) {
@@ -401,47 +420,40 @@ int htri_unwind_cached_walk(const struct htri_unwind_regs *regs, uintptr_t *pcs,
                 n_memo = 0;
                 goto out;
             }
-            complete = true; /* outermost frame, or a pc in no module */
-            break;
+            break; /* outermost frame, or a pc in no module */
         }
-        uintptr_t cfa = ((rule.flags & HTRI_UNWIND_RULE_CFA_RBP) ? bp : sp) +
-                        (uintptr_t)(intptr_t)rule.cfa_off;
+        /* A branch, not a conditional move: a cmov would wait for rbp's load even in the
+         * common rsp-based frame, putting every saved rbp on the critical path. */
+        uintptr_t base = sp;
+        if (rule.flags & HTRI_UNWIND_RULE_CFA_RBP) {
+            base = bp;
+            __asm__ volatile("" : "+r"(base));
+        }
+        uintptr_t cfa = base + (uintptr_t)(intptr_t)rule.cfa_off;
         uintptr_t ra_at = cfa + (uintptr_t)(intptr_t)rule.ra_words * 8;
-        uintptr_t bp_at = 0;
-        if (cfa <= sp || ra_at < read_lo || ra_at > read_hi) {
-            complete = true;
+        if (cfa <= sp || ra_at < read_lo || ra_at > read_hi)
             break;
-        }
         if (rule.flags & HTRI_UNWIND_RULE_RBP_SAVED) {
-            bp_at = cfa + (uintptr_t)(intptr_t)rule.bp_words * 8;
-            if (bp_at < read_lo || bp_at > read_hi) {
-                complete = true;
+            uintptr_t bp_at = cfa + (uintptr_t)(intptr_t)rule.bp_words * 8;
+            if (bp_at < read_lo || bp_at > read_hi)
                 break;
-            }
-        }
-        if (memo && n_memo == (uint32_t)k + 1) {
-            /* Frames are far smaller than 2 GiB; a larger offset just ends the memo. */
-            if (ra_at - sp < (uintptr_t)INT32_MAX && (!bp_at || bp_at - sp < (uintptr_t)INT32_MAX)) {
-                memo->frames[k].ra_off = (int32_t)(ra_at - sp);
-                memo->frames[k].bp_off = bp_at ? (int32_t)(bp_at - sp) : CACHED_MEMO_NONE;
-            } else {
-                n_memo = (uint32_t)k; /* this state cannot be replayed: drop it */
-            }
-        }
-        if (bp_at)
             bp = *(const uintptr_t *)bp_at;
+        }
         pc = *(const uintptr_t *)ra_at;
         sp = cfa;
         k++;
+        if (following) {
+            j++;
+            following = j < old->n && old->frames[j].pc == pc;
+        }
         continue;
 
     replay:
-        /* States old[j] and k are equal: follow the memo while the stack still agrees. The
-         * memo's slots were bounds-checked against this same stack (same top, and every
-         * slot lies above the matched sp, which is above read_lo), so they need no check. */
+        /* Frame k equals old[j]. The memo's slots were bounds-checked against this same
+         * stack when recorded, and lie above the matched sp, so they need no check. */
         for (const struct cached_memo_frame *f = &old->frames[j],
                                             *last = &old->frames[old->n - 1];;) {
-            if (n_memo == (uint32_t)k && k < CACHED_MEMO_FRAMES) {
+            if (memo && n_memo == (uint32_t)k && k < CACHED_MEMO_FRAMES) {
                 memo->frames[k] = *f;
                 n_memo++;
             }
@@ -451,24 +463,27 @@ int htri_unwind_cached_walk(const struct htri_unwind_regs *regs, uintptr_t *pcs,
                     goto walked;
             }
             if (htri_unlikely(f == last)) {
-                if (old->complete) {
-                    complete = true;
-                    goto walked;
-                }
-                /* End of what the memo knows: take this step the slow way. */
+                /* The memo ends here: take this frame's step the ordinary way. */
                 pc = f->pc, sp = f->sp, bp = f->bp;
+                rule = f->rule.flags ? f->rule : cached_rule(pc, epoch_bits);
+                following = false;
                 j = old->n;
                 goto step;
             }
-            uintptr_t next_pc = *(const uintptr_t *)(f->sp + (uintptr_t)(intptr_t)f->ra_off);
-            uintptr_t next_bp = f->bp_off == CACHED_MEMO_NONE
-                                    ? f->bp
-                                    : *(const uintptr_t *)(f->sp + (uintptr_t)(intptr_t)f->bp_off);
-            f++;
+            const struct cached_memo_frame *next = f + 1;
+            uintptr_t next_pc = *(const uintptr_t *)(next->sp +
+                                                     (uintptr_t)(intptr_t)f->rule.ra_words * 8);
+            uintptr_t next_bp = f->bp;
+            if (f->rule.flags & HTRI_UNWIND_RULE_RBP_SAVED)
+                next_bp = *(const uintptr_t *)(next->sp +
+                                               (uintptr_t)(intptr_t)f->rule.bp_words * 8);
+            f = next;
             k++;
-            if (next_pc != f->pc || next_bp != f->bp) {
-                pc = next_pc, sp = f->sp, bp = next_bp; /* f->sp is this step's CFA */
-                j = (uint32_t)(f - old->frames);
+            if (next_pc != next->pc || next_bp != next->bp) {
+                /* next->sp is the step's CFA whatever the slots held. */
+                pc = next_pc, sp = next->sp, bp = next_bp;
+                j = (uint32_t)(next - old->frames);
+                following = false;
                 break;
             }
         }
@@ -478,7 +493,6 @@ walked:
 out:
     if (memo) {
         memo->n = n_memo;
-        memo->complete = complete && n_memo == (uint32_t)k + 1;
         memo->epoch = epoch;
         memo->stack_hi = stack.hi;
         g_memo.cur ^= 1;

@@ -29,6 +29,7 @@ int nofp_junk_call(struct chain_ctx *ctx, uintptr_t junk);
 TEST_API int run_chain(chain_entry_fn *entry, struct chain_ctx *ctx);
 TEST_API int run_junk(struct chain_ctx *ctx, uintptr_t junk);
 TEST_API int outer_a(struct chain_ctx *ctx);
+TEST_API int run_shifted(struct chain_ctx *ctx, int pad);
 TEST_API int outer_b(struct chain_ctx *ctx);
 
 /* Keeps the chain out of tail position, so run_chain has a frame of its own. */
@@ -281,6 +282,39 @@ static void test_memo_divergence(void)
           memcmp(first[0], first[1], TEST_NAMED * sizeof(uintptr_t)) == 0 &&
           memcmp(first[0] + TEST_NAMED + 1, first[1] + TEST_NAMED + 1,
                  (size_t)(n_first[0] - TEST_NAMED - 1) * sizeof(uintptr_t)) == 0);
+}
+
+/* The chain moved down by `pad` words: the same return addresses at other stack addresses,
+ * which the cached engine's memo follows by pc rather than replays by address. */
+TEST_API int run_shifted(struct chain_ctx *ctx, int pad)
+{
+    volatile uintptr_t space[pad + 1];
+    space[0] = (uintptr_t)pad;
+    int r = nofp_entry(ctx);
+    __asm__ volatile("" : "+r"(r));
+    return r + (int)space[0];
+}
+
+static void test_memo_moving(void)
+{
+    int errors = 0;
+    volatile int rounds = 24, modes = 2; /* loops, not unrolled: one call site */
+    for (int i = 0; i < rounds; i++) {
+        uintptr_t got[2][TEST_MAXPCS];
+        int n[2];
+        for (int m = 0; m < modes; m++) {
+            struct chain_ctx ctx = { .capture = htri_unwind_capture_with, .pcs = got[m],
+                                     .max = TEST_MAXPCS, .skip = i % 3,
+                                     .mode = m ? HTRI_UNWIND_CACHED : HTRI_UNWIND_DWARF };
+            run_shifted(&ctx, (i * 7) % 13);
+            n[m] = ctx.n;
+        }
+        /* Names up to nofp_entry (run_shifted stands where run_chain would). */
+        errors += chain_errors(got[1], n[1], i % 3, TEST_MAXPCS, "nofp_", TEST_NAMED - 1);
+        if (!same_stack(got[1], n[1], got[0], n[0]))
+            errors++;
+    }
+    CHECK_EQ_U(errors, 0);
 }
 
 /* ---- threads ---- */
@@ -549,6 +583,7 @@ int main(void)
     test_max_skip();
     test_default_engine();
     test_memo_divergence();
+    test_memo_moving();
     test_threads();
     test_signal_sync(false);
     test_signal_altstack();
