@@ -8,6 +8,7 @@
 #include "base/hash.h"
 #include "trace/format.h"
 #include "render/errors.h"
+#include "render/render.h"
 
 uint64_t htri_errors_context_key(const htri_error_rec *e)
 {
@@ -246,5 +247,16 @@ void htri_render_stack_pcs(FILE *out, const char *prefix, htri_symtab *st, const
             htri_frame_format(&frames[f], line, sizeof line);
             fprintf(out, "%s   %s 0x%llX: %s\n", prefix, lines++ ? "by" : "at", (unsigned long long)pcs[i], line);
         }
+    }
+}
+
+void htri_errors_print_syms_stack(void *user, FILE *out, const char *prefix, uint32_t node)
+{
+    htri_frame frames[HTRI_RENDER_MAX_FRAMES];
+    char line[1024];
+    int n = htri_render_stack((htri_render_syms *)user, node, frames, HTRI_RENDER_MAX_FRAMES);
+    for (int i = 0; i < n; i++) {
+        htri_frame_format(&frames[i], line, sizeof line);
+        fprintf(out, "%s   %s 0x%llX: %s\n", prefix, i ? "by" : "at", (unsigned long long)frames[i].pc, line);
     }
 }

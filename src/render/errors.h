@@ -39,6 +39,10 @@ long htri_render_errors(FILE *out, const htri_errors_view *v);
 /* One error as memcheck-style lines (no summary), for the CLI and the tests. */
 void htri_render_error(FILE *out, const htri_errors_view *v, const htri_error_rec *e);
 
+/* A ready print_stack for the CLI: `user` is an htri_render_syms * of the model the error
+ * records came from (render.h); frames come from htri_render_stack, the agent's dropped. */
+void htri_errors_print_syms_stack(void *user, FILE *out, const char *prefix, uint32_t node);
+
 /* A helper for print_stack: prints pcs[0..n) (return addresses, innermost first) through the
  * symbolizer, inlined frames expanded, as "   at 0xADDR: function (file:line)" / "   by ...". */
 void htri_render_stack_pcs(FILE *out, const char *prefix, htri_symtab *st, const uint64_t *pcs,
