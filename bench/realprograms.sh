@@ -74,7 +74,7 @@ PROGRAMS="sqlite python cc1"
 declare -A DESC=(
     [sqlite]="sqlite3 $(sqlite3 --version | cut -d' ' -f1): $SQL_ROWS-row INSERT script in one transaction, indexed table, fresh db"
     [python]="$("$PY" --version) PYTHONMALLOC=malloc, bench/py_churn.py $PY_ROUNDS (dict/list/string churn)"
-    [cc1]="gcc $("$CC1" --version 2>/dev/null | head -n 1 | awk '{ print $NF }') cc1 -O2 on a generated $CC1_FUNCS-function C file ($(stat -c %s "$OUT/big.c") bytes)"
+    [cc1]="gcc $(gcc -dumpfullversion 2>/dev/null) cc1 -O2 on a generated $CC1_FUNCS-function C file ($(stat -c %s "$OUT/big.c") bytes)"
 )
 # The program's own command line, one word per line; stdin and env are set by run_one.
 prog_cmd() {
