@@ -258,6 +258,8 @@ size_of() { local f; f=$(trace_of "$1" "$2"); [ -n "$f" ] && [ -f "$f" ] && stat
             if [ -n "${FAILED[$p.$cfg]:-}" ]; then
                 echo; echo "FAIL $p / $cfg: ${FAILED[$p.$cfg]}; last lines of stderr ($f):"
                 echo '```'; tail -n 12 "$f"; echo '```'
+            elif [ "$cfg" = heaptrail ] && grep -q 'total heap usage' "$f"; then
+                echo; echo "heaptrail's own summary for $p:$(grep -m1 'total heap usage' "$f" | sed 's/^==[0-9]*==//' | tr -s ' ')"
             elif [ "$cfg" = heaptrack ] && grep -q 'allocations:' "$f"; then
                 echo; echo "heaptrack's own summary for $p: $(grep -E 'allocations:' "$f" | tr -s ' \t' ' ' | paste -sd';')"
             fi
