@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <gelf.h>
 #include <libelf.h>
 #include <elfutils/libdwelf.h>
 
@@ -119,6 +120,63 @@ static int locate_by_debuglink(htri_symtab *st, const char *file_name, const cha
     return -1;
 }
 
+/* Reads the .gnu_debugaltlink of the ELF file at `path` (dwz's shared DWARF): the name it
+ * records, and the build-id the shared file must have. Returns the id's length, or 0. */
+static size_t locate_read_altlink(const char *path, char *name, size_t name_cap, uint8_t *id)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    size_t id_len = 0, shstrndx;
+    Elf *elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+    if (elf && elf_getshdrstrndx(elf, &shstrndx) == 0) {
+        for (Elf_Scn *scn = elf_nextscn(elf, NULL); scn; scn = elf_nextscn(elf, scn)) {
+            GElf_Shdr shdr;
+            const char *sec = gelf_getshdr(scn, &shdr) ? elf_strptr(elf, shstrndx, shdr.sh_name)
+                                                      : NULL;
+            if (!sec || strcmp(sec, ".gnu_debugaltlink") != 0)
+                continue;
+            /* the section is "name\0" followed by the build-id bytes */
+            Elf_Data *data = elf_getdata(scn, NULL);
+            const char *p = data ? data->d_buf : NULL;
+            const char *nul = p ? memchr(p, 0, data->d_size) : NULL;
+            size_t n = nul ? data->d_size - (size_t)(nul + 1 - p) : 0;
+            if (nul && n > 0 && n <= SYMBOLS_MAX_BUILD_ID && (size_t)(nul - p) < name_cap) {
+                memcpy(name, p, (size_t)(nul - p) + 1);
+                memcpy(id, nul + 1, n);
+                id_len = n;
+            }
+            break;
+        }
+    }
+    elf_end(elf);
+    close(fd);
+    return id_len;
+}
+
+/* The dwz file shared by `file_name`'s DWARF: by its build-id under the debug roots and in
+ * the debuginfod cache, else at the recorded name (absolute, or beside `file_name`). */
+static int locate_altfile(htri_symtab *st, const char *file_name, const char *alt_name,
+                          const uint8_t *alt_id, size_t alt_len, char **found)
+{
+    int fd = locate_by_build_id(st, alt_id, alt_len, true, "debuginfo", found);
+    if (fd >= 0)
+        return fd;
+    char path[4096];
+    const char *slash = strrchr(file_name, '/');
+    int dir_len = slash ? (int)(slash - file_name) : 1;
+    int n = alt_name[0] == '/'
+                ? snprintf(path, sizeof path, "%s", alt_name)
+                : snprintf(path, sizeof path, "%.*s/%s", dir_len, slash ? file_name : ".",
+                           alt_name);
+    if (n < 0 || n >= (int)sizeof path)
+        return -1;
+    fd = locate_try(path, alt_id, alt_len);
+    if (fd >= 0)
+        *found = htri_symbols_cstrdup(st, path);
+    return fd;
+}
+
 static int locate_find_elf(Dwfl_Module *mod, void **userdata, const char *modname,
                            Dwarf_Addr base, char **file_name, Elf **elfp)
 {
@@ -136,6 +194,16 @@ static int locate_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *
     symbols_module *m = *userdata;
     if (!m)
         return -1;
+    /* libdwfl asks for a dwz file the same way, with the altlink's name and no CRC; what
+     * tells it from a debuglink is the DWARF file's own .gnu_debugaltlink naming it */
+    if (debuglink_file && debuglink_crc == 0 && file_name) {
+        char alt_name[1024];
+        uint8_t alt_id[SYMBOLS_MAX_BUILD_ID];
+        size_t alt_len = locate_read_altlink(file_name, alt_name, sizeof alt_name, alt_id);
+        if (alt_len && strcmp(alt_name, debuglink_file) == 0)
+            return locate_altfile(m->owner, file_name, alt_name, alt_id, alt_len,
+                                  debuginfo_file_name);
+    }
     const uint8_t *id = m->build_id;
     size_t id_len = m->build_id_len;
     if (!id_len) {

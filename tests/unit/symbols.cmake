@@ -20,6 +20,26 @@ add_custom_command(TARGET symfix POST_BUILD
   WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}
   COMMENT "Detaching symfix debug info, making stripped copies")
 
+# dwz's shared DWARF (.gnu_debugaltlink), as Debian's -dbgsym packages ship it: two copies
+# share one common file, recorded under a name inside the test's work dir.
+find_program(HTR_DWZ dwz)
+set(symfix_dwz_alt ${CMAKE_CURRENT_BINARY_DIR}/symfix-work/alt/symfix-common.debug)
+if(HTR_DWZ)
+  add_custom_command(TARGET symfix POST_BUILD
+    COMMAND ${CMAKE_COMMAND} -E copy $<TARGET_FILE:symfix> symfix-dwz-a.so
+    COMMAND ${CMAKE_COMMAND} -E copy $<TARGET_FILE:symfix> symfix-dwz-b.so
+    COMMAND ${HTR_DWZ} -m symfix-common.debug -M ${symfix_dwz_alt} symfix-dwz-a.so symfix-dwz-b.so
+    WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}
+    COMMENT "dwz: sharing symfix's DWARF through an alt file")
+  target_compile_definitions(test_symbols PRIVATE SYMFIX_DWZ=1
+    SYMFIX_DWZ_FILE="${CMAKE_CURRENT_BINARY_DIR}/symfix-dwz-a.so"
+    SYMFIX_DWZ_COMMON="${CMAKE_CURRENT_BINARY_DIR}/symfix-common.debug"
+    SYMFIX_DWZ_ALT="${symfix_dwz_alt}")
+else()
+  message(STATUS "dwz not found: the .gnu_debugaltlink case of test_symbols is skipped")
+  target_compile_definitions(test_symbols PRIVATE SYMFIX_DWZ=0)
+endif()
+
 target_include_directories(test_symbols PRIVATE ${CMAKE_SOURCE_DIR}/tests/unit/fixtures/symbols)
 target_link_libraries(test_symbols PRIVATE symfix)
 target_compile_definitions(test_symbols PRIVATE

@@ -12,6 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <gelf.h>
+#include <elfutils/libdwelf.h>
+
 #include "check.h"
 #include "symbols/symbols.h"
 #include "symfix.h"
@@ -460,6 +463,72 @@ static void test_debuglink(void)
     htri_symtab_close(st);
 }
 
+/* dwz: the inlined function's name lives in the shared alt file, found at the name the
+ * altlink records or by its build-id under a debug root; without it the name is lost. */
+static void test_dwz(void)
+{
+#if SYMFIX_DWZ
+    obj_info fix;
+    find_obj(&fix, "libsymfix.so");
+    uint8_t alt_id[64];
+    size_t alt_len = 0;
+    elf_version(EV_CURRENT);
+    int fd = open(SYMFIX_DWZ_COMMON, O_RDONLY);
+    Elf *elf = fd >= 0 ? elf_begin(fd, ELF_C_READ, NULL) : NULL;
+    const void *bits = NULL;
+    ssize_t len = elf ? dwelf_elf_gnu_build_id(elf, &bits) : -1;
+    if (len > 0 && (size_t)len <= sizeof alt_id) {
+        memcpy(alt_id, bits, (size_t)len);
+        alt_len = (size_t)len;
+    }
+    elf_end(elf);
+    if (fd >= 0)
+        close(fd);
+    CHECK(alt_len == 20);
+
+    /* nowhere: the chain keeps its shape, the inlined name is unknown */
+    htri_symtab *st = htri_symtab_open();
+    int mod = htri_symtab_add_module(st, SYMFIX_DWZ_FILE, fix.bias, fix.start, fix.end,
+                                     fix.build_id, fix.build_id_len);
+    htri_frame f[8];
+    int n = htri_symtab_resolve(st, mod, inline_site.pc, 1, f, 8);
+    CHECK(n == 2 && f[0].function == NULL && f[0].line == (uint32_t)inline_site.line);
+    htri_symtab_close(st);
+
+    /* at the recorded name */
+    char dir[1024], path[1400];
+    snprintf(dir, sizeof dir, "%s/alt", SYMFIX_WORK_DIR);
+    mkdirs(dir);
+    CHECK(copy_file(SYMFIX_DWZ_COMMON, SYMFIX_DWZ_ALT) == 0);
+    st = htri_symtab_open();
+    mod = htri_symtab_add_module(st, SYMFIX_DWZ_FILE, fix.bias, fix.start, fix.end,
+                                 fix.build_id, fix.build_id_len);
+    check_grow(st, mod);
+    check_inline(st, mod);
+    htri_symtab_close(st);
+    unlink(SYMFIX_DWZ_ALT);
+
+    /* by build-id under a debug root */
+    char id[129];
+    hex(id, alt_id, alt_len);
+    snprintf(dir, sizeof dir, "%s/dwzroot/.build-id/%.2s", SYMFIX_WORK_DIR, id);
+    mkdirs(dir);
+    snprintf(path, sizeof path, "%s/%s.debug", dir, id + 2);
+    CHECK(copy_file(SYMFIX_DWZ_COMMON, path) == 0);
+    st = htri_symtab_open();
+    snprintf(dir, sizeof dir, "%s/dwzroot", SYMFIX_WORK_DIR);
+    htri_symtab_add_debug_root(st, dir);
+    mod = htri_symtab_add_module(st, SYMFIX_DWZ_FILE, fix.bias, fix.start, fix.end,
+                                 fix.build_id, fix.build_id_len);
+    check_grow(st, mod);
+    check_inline(st, mod);
+    htri_symtab_close(st);
+    unlink(path);
+#else
+    fprintf(stderr, "note: dwz not installed, the .gnu_debugaltlink case is skipped\n");
+#endif
+}
+
 static void test_format_and_demangle(void)
 {
     char buf[64];
@@ -501,6 +570,7 @@ int main(int argc, char **argv)
     test_elsewhere(exe);
     test_no_dwarf();
     test_debuglink();
+    test_dwz();
     test_oom(exe);
     test_find_module();
     test_format_and_demangle();
