@@ -28,7 +28,7 @@ typedef struct analyze_region {
 } analyze_region;
 
 typedef struct analyze_caps {
-    size_t nodes, modules, threads, messages, infos;
+    size_t nodes, modules, threads, messages, infos, errors, faults, limits, groups, pending;
 } analyze_caps;
 
 /* One replay pass. Pass 1 builds the whole model; pass 2 only tracks live blocks up to the
@@ -47,6 +47,11 @@ typedef struct analyze_pass {
     size_t last_thread;           /* the thread asked last is asked again most of the time */
     char *err;
     size_t err_cap;
+    /* the leak check being read: its groups move to the model at its LEAK_END */
+    int in_check;
+    htri_leak_check_rec pending_check;
+    htri_leak_group_rec *pending;
+    size_t n_pending;
 } analyze_pass;
 
 #define ANALYZE_MAX_NODE_GAP (1u << 20)
@@ -246,9 +251,105 @@ static int32_t analyze_module_of(const htri_model *m, uint64_t pc)
     return best;
 }
 
+/* Leak-check and misuse records (length-prefixed bodies). A body that does not decode is
+ * counted and skipped: these records are reports, and the heap numbers do not depend on them. */
+static int analyze_report_record(analyze_pass *ps, const htri_record *rec)
+{
+    htri_model *m = ps->m;
+    const uint8_t *body = (const uint8_t *)rec->str_a;
+    size_t len = rec->str_a_len;
+    switch (rec->tag) {
+    case HTRI_REC_LEAK_CHECK:
+        if (ps->in_check)
+            m->n_leak_checks_incomplete++;
+        if (htri_leak_check_rec_decode(body, len, &ps->pending_check) != 0)
+            break;
+        ps->in_check = 1;
+        ps->n_pending = 0;
+        return 0;
+    case HTRI_REC_LEAK_GROUP: {
+        htri_leak_group_rec g;
+        if (!ps->in_check || htri_leak_group_rec_decode(body, len, &g) != 0)
+            break;
+        if (g.node >= m->n_nodes || !m->nodes[g.node].defined)
+            g.node = 0;
+        if (analyze_reserve((void **)&ps->pending, &ps->caps.pending, ps->n_pending + 1,
+                            sizeof *ps->pending) < 0)
+            return -ENOMEM;
+        ps->pending[ps->n_pending++] = g;
+        return 0;
+    }
+    case HTRI_REC_LEAK_END: {
+        htri_leak_end_rec e;
+        if (!ps->in_check || htri_leak_end_rec_decode(body, len, &e) != 0)
+            break;
+        ps->in_check = 0;
+        if (e.n_groups != ps->n_pending) {     /* groups went missing: not a result */
+            m->n_leak_checks_incomplete++;
+            return 0;
+        }
+        htri_leak_group_rec *t = m->leak_groups;
+        size_t tcap = ps->caps.groups;
+        m->leak_groups = ps->pending;
+        ps->caps.groups = ps->caps.pending;
+        ps->pending = t;
+        ps->caps.pending = tcap;
+        m->n_leak_groups = ps->n_pending;
+        ps->n_pending = 0;
+        m->leak_check = ps->pending_check;
+        m->has_leak_check = 1;
+        m->n_leak_checks++;
+        return 0;
+    }
+    case HTRI_REC_ERROR:
+    case HTRI_REC_FAULT:
+    case HTRI_REC_LIMIT:
+        if (m->n_errors + m->n_faults + m->n_limits >= HTRI_MAX_MISUSE) {
+            m->n_misuse_dropped++;
+            return 0;
+        }
+        if (rec->tag == HTRI_REC_ERROR) {
+            htri_error_rec e;
+            if (htri_error_rec_decode(body, len, &e) != 0)
+                break;
+            if (analyze_reserve((void **)&m->errors, &ps->caps.errors, m->n_errors + 1, sizeof e) < 0)
+                return -ENOMEM;
+            m->errors[m->n_errors++] = e;
+        } else if (rec->tag == HTRI_REC_FAULT) {
+            htri_fault_rec f;
+            if (htri_fault_rec_decode(body, len, &f) != 0)
+                break;
+            if (analyze_reserve((void **)&m->faults, &ps->caps.faults, m->n_faults + 1, sizeof f) < 0)
+                return -ENOMEM;
+            m->faults[m->n_faults++] = f;
+        } else {
+            htri_limit_rec l;
+            if (htri_limit_rec_decode(body, len, &l) != 0)
+                break;
+            if (analyze_reserve((void **)&m->limits, &ps->caps.limits, m->n_limits + 1, sizeof l) < 0)
+                return -ENOMEM;
+            m->limits[m->n_limits++] = l;
+        }
+        return 0;
+    case HTRI_REC_ERROR_SUMMARY: {
+        uint64_t t;
+        if (htri_error_summary_decode(body, len, &t, &m->agent_errors, &m->agent_error_contexts) != 0)
+            break;
+        m->has_error_summary = 1;
+        return 0;
+    }
+    default:
+        return 0;     /* a newer record kind: skipped */
+    }
+    m->n_bad_records++;
+    return 0;
+}
+
 static int analyze_meta(analyze_pass *ps, const htri_record *rec)
 {
     htri_model *m = ps->m;
+    if (rec->tag >= 0x40 && rec->tag <= 0x7f)
+        return analyze_report_record(ps, rec);
     switch (rec->tag) {
     case HTRI_REC_INFO: {
         if (m->n_infos >= HTRI_MAX_INFOS)
@@ -567,6 +668,10 @@ void htri_model_free(htri_model *m)
         free(m->infos[i].key);
         free(m->infos[i].value);
     }
+    free(m->leak_groups);
+    free(m->errors);
+    free(m->faults);
+    free(m->limits);
     free(m->modules);
     free(m->messages);
     free(m->infos);
@@ -616,6 +721,8 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
     ps.err_cap = err_cap;
     if ((rc = analyze_replay(r, &ps)) < 0)
         goto fail;
+    if (ps.in_check)
+        m->n_leak_checks_incomplete++;     /* a cut trace: the check never finished */
     m->n_events = ps.n_events;
     m->max_open_frames = htri_reader_max_open(r);
     m->live_blocks = ps.live.used;
@@ -665,12 +772,14 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
     free(ps.live.slots);
     free(ps.regions);
     free(ps.point_touched);
+    free(ps.pending);
     *out = m;
     return 0;
 fail:
     free(ps.live.slots);
     free(ps.regions);
     free(ps.point_touched);
+    free(ps.pending);
     htri_model_free(m);
     return rc;
 }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "trace/error_record.h"
+#include "trace/leak_record.h"
 #include "trace/reader.h"
 
 #define HTRI_HIST_BUCKETS 65          /* [0] size 0; [k] sizes in [2^(k-1), 2^k) */
@@ -13,6 +15,7 @@
 #define HTRI_DEFAULT_TIMELINE_POINTS 60
 #define HTRI_MAX_MESSAGES 256
 #define HTRI_MAX_INFOS 256
+#define HTRI_MAX_MISUSE 100000        /* misuse records kept (more are counted only) */
 
 typedef struct htri_node {
     uint32_t parent;
@@ -112,6 +115,23 @@ typedef struct htri_model {
     size_t n_infos;
     htri_point *timeline;
     size_t n_points;
+
+    /* the agent's leak check: the last complete one (LEAK_CHECK ... LEAK_END) */
+    uint8_t has_leak_check;
+    size_t n_leak_checks, n_leak_checks_incomplete;
+    htri_leak_check_rec leak_check;
+    htri_leak_group_rec *leak_groups;
+    size_t n_leak_groups;
+    /* misuse records of the agent's guard layer, in trace order */
+    htri_error_rec *errors;
+    size_t n_errors;
+    htri_fault_rec *faults;
+    size_t n_faults;
+    htri_limit_rec *limits;
+    size_t n_limits;
+    size_t n_misuse_dropped, n_bad_records;   /* beyond HTRI_MAX_MISUSE; bodies that did not decode */
+    uint8_t has_error_summary;
+    uint64_t agent_errors, agent_error_contexts;
 
     uint64_t n_events;
     size_t max_open_frames;

@@ -45,5 +45,18 @@ void htri_render_syms_close(htri_render_syms *s);
 /* The frames of stack `stack`, innermost first, with the agent's own frames dropped.
  * Returns how many were written (<= max). The strings live until htri_render_syms_close. */
 int htri_render_stack(htri_render_syms *s, uint32_t stack, htri_frame *out, int max);
+/* The return addresses of stack `stack`, innermost first, the agent's frames dropped. */
+int htri_render_stack_pcs_of(htri_render_syms *s, uint32_t stack, uint64_t *out, int max);
+/* The frames of one pc (inlined ones expanded); >= 1, or 0 without a symbol table. */
+int htri_render_resolve_pc(htri_render_syms *s, uint64_t pc, htri_frame *out, int max);
+/* The symbol table behind s (loaded on first use); NULL when symbols are off or failed. */
+htri_symtab *htri_render_symtab(htri_render_syms *s);
+
+/* memcheck's end-of-run reports from the agent's records: the leak check (LEAK SUMMARY, and
+ * loss records with HTRI_LEAKCHECK_FULL) and the misuse errors with their ERROR SUMMARY.
+ * Prints nothing for parts the trace does not have. Lines start with `prefix` (may be "").
+ * Returns 0, -ENOMEM or -EIO. */
+int htri_render_memcheck(FILE *out, const htri_model *m, htri_render_syms *syms, int leak_mode,
+                         const char *prefix);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/config.h"
 #include "render/render.h"
 
 const char *htri_render_commas(char *buf, size_t cap, uint64_t v)
@@ -176,4 +177,32 @@ int htri_render_stack(htri_render_syms *s, uint32_t stack, htri_frame *out, int 
         }
     }
     return n;
+}
+
+int htri_render_stack_pcs_of(htri_render_syms *s, uint32_t stack, uint64_t *out, int max)
+{
+    const htri_model *m = s->m;
+    uint32_t nodes[HTR_MAX_DEPTH + 8];
+    size_t depth = htri_model_stack(m, stack, nodes, HTRI_ARRAY_LEN(nodes));
+    int n = 0;
+    for (size_t i = 0; i < depth && n < max; i++) {
+        const htri_node *nd = &m->nodes[nodes[i]];
+        if (nd->module >= 0 && render_is_agent(m->modules[nd->module].path))
+            continue;
+        out[n++] = nd->pc;
+    }
+    return n;
+}
+
+htri_symtab *htri_render_symtab(htri_render_syms *s)
+{
+    if (!s->loaded)
+        render_syms_load(s);
+    return s->st;
+}
+
+int htri_render_resolve_pc(htri_render_syms *s, uint64_t pc, htri_frame *out, int max)
+{
+    htri_symtab *st = htri_render_symtab(s);
+    return st ? htri_symtab_resolve_pc(st, pc, 1, out, max) : 0;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "render/leaks.h"
 #include "render/render.h"
 
 #define TEXT_CHART_ROWS 8
@@ -272,6 +273,10 @@ int htri_render_text(FILE *out, const htri_model *m, const htri_render_opts *o)
              htri_render_duration(a, sizeof a, m->short_lived_ns));
     text_sites(&c, title, HTRI_SORT_SHORT_LIVED);
     text_sites(&c, "STILL ALLOCATED AT EXIT", HTRI_SORT_LEAKED);
+    if (m->has_leak_check || m->n_errors || m->n_faults || m->n_limits) {
+        text_header(&c, "LEAK CHECK AND ERRORS (memcheck's wording)");
+        htri_render_memcheck(out, m, c.syms, HTRI_LEAKCHECK_FULL, "");
+    }
     text_histogram(&c);
     text_header(&c, "MEMORY OVER TIME");
     text_chart(&c, "heap", 0);
@@ -284,6 +289,7 @@ int htri_render_text(FILE *out, const htri_model *m, const htri_render_opts *o)
 
 int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path)
 {
+    char prefix[32];
     char a[48], b[48], d[48], e[160];
     unsigned pid = m->header.pid;
     uint64_t rss = m->end_peak_rss > m->rss_peak ? m->end_peak_rss : m->rss_peak;
@@ -311,6 +317,13 @@ int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path)
         if (m->messages[i].level >= HTRI_MSG_WARNING)
             fprintf(out, "==%u== agent: %s\n", pid, m->messages[i].text);
     fprintf(out, "==%u== \n", pid);
+    if (m->has_leak_check || m->n_errors || m->n_faults || m->n_limits) {
+        htri_render_syms *syms = htri_render_syms_open(m, 0);
+        snprintf(prefix, sizeof prefix, "==%u== ", pid);
+        if (syms)
+            htri_render_memcheck(out, m, syms, HTRI_LEAKCHECK_SUMMARY, prefix);
+        htri_render_syms_close(syms);
+    }
     fprintf(out, "==%u== trace: %s (%s)\n", pid, trace_path ? trace_path : "?",
             htri_render_end(e, sizeof e, m));
     fprintf(out, "==%u== for the full analysis: heaptrail report %s\n", pid, trace_path ? trace_path : "FILE");

@@ -226,6 +226,7 @@ def case_e2e_c(a):
     check(re.search(r"==\d+==          peak heap: 2,100 bytes in 2 blocks at ", err) is not None, "peak line")
     check("==%s== trace: %s (exit status 3)" % (re.search(r"==(\d+)==", err).group(1), trace) in err
           if "==" in err else False, "trace line")
+    check(re.search(r"==\d+== LEAK SUMMARY:\n", err) is not None, "LEAK SUMMARY after the heap summary")
     # every line of the summary carries the pid prefix
     for line in err.splitlines():
         check(re.match(r"==\d+== ", line) is not None, "prefixed line %r" % line)
@@ -249,6 +250,14 @@ def case_e2e_cpp(a):
     check(d["summary"]["allocs"] >= 1000, "C++ allocs %r" % d["summary"])
     check(any(f["function"] and "Widget" in f["function"] for st in d["stacks"].values() for f in st),
           "demangled C++ frames")
+
+
+LEAK_RE = re.compile(r"==\d+==    definitely lost: (.*)\n==\d+==    indirectly lost: (.*)\n"
+                     r"==\d+==      possibly lost: (.*)\n==\d+==    still reachable: (.*)\n")
+
+
+def leak_summaries(text):
+    return sorted(m.groups() for m in LEAK_RE.finditer(text))
 
 
 def all_summaries(text):
@@ -296,11 +305,20 @@ def case_valgrind(a):
         sys.exit(SKIP)
     for name in ["htr-cli-e2e-c", "htr-cli-e2e-cpp", "htr-cli-e2e-fork"]:
         prog = os.path.join(a.progs, name)
-        rc, out, err, trace = run_traced(a, prog, timeout=120)
-        ours = all_summaries(err)
-        rc, out, err = run([vg, "--leak-check=no", prog], timeout=300)
+        rc, out, ours_err, trace = run_traced(a, prog, timeout=120)
+        ours = all_summaries(ours_err)
+        rc, out, err = run([vg, prog], timeout=300)
         theirs = all_summaries(err)
         check(len(theirs) > 0, "valgrind summary found for %s" % name)
+        # the agent's leak check, rendered as memcheck's LEAK SUMMARY (default: summary mode).
+        # Not for the fork program: its child leaves by _exit(), where memcheck still checks
+        # but the agent (so far) does not -- reported to the agent's owner.
+        if name == "htr-cli-e2e-fork":
+            continue
+        ours_leaks = leak_summaries(ours_err)
+        theirs_leaks = leak_summaries(err)
+        check(ours_leaks == theirs_leaks, "%s: LEAK SUMMARY heaptrail %r == memcheck %r"
+              % (name, ours_leaks, theirs_leaks))
         check(ours == theirs, "%s: heaptrail %r == memcheck %r" % (name, ours, theirs))
 
 
