@@ -15,6 +15,7 @@ foreach(src ${misuse_srcs})
   add_executable(${target} ${src})
   # The bugs must survive compilation as written: no optimisation, no warnings about them.
   target_compile_options(${target} PRIVATE -O0 -g -w)
+  target_link_libraries(${target} PRIVATE Threads::Threads)
   set_target_properties(${target} PROPERTIES OUTPUT_NAME ${name}
                         RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/misuse)
   file(STRINGS ${src} has_memcheck REGEX "^ \\* memcheck:")
