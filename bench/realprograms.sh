@@ -2,11 +2,15 @@
 # Real-program benchmark: sqlite3, python3 and gcc's cc1, each native vs heaptrail vs heaptrack,
 # measured side by side (interleaved repetitions, medians); prints a markdown table.
 #
-# Usage: bench/realprograms.sh BUILD_DIR [--reps N] [--only sqlite|python|cc1]
-#   heaptrail is BUILD_DIR/bin/heaptrail; inputs, traces and logs go to BUILD_DIR/bench/real/.
+# Usage: bench/realprograms.sh BUILD_DIR [--reps N] [--only sqlite|python|cc1|cc1real]
+#   heaptrail is BUILD_DIR/bin/heaptrail; inputs, traces and logs go to BUILD_DIR/bench/real/
+#   (BUILD_DIR/bench/real-NAME/ with --only NAME).
 # Environment: HTR_OPTS (extra options for `heaptrail run`, e.g. --unwind=cached),
 #   MEM_CAP (address-space cap for traced runs, default 8G), TIME_CAP (seconds, default 900),
-#   SQL_ROWS (200000), PY_ROUNDS (30), CC1_FUNCS (155), CC1 (path of cc1).
+#   SQL_ROWS (200000), PY_ROUNDS (30), CC1_FUNCS (155), CC1 (path of cc1),
+#   CC1_REAL_SOURCE (a big real C file, e.g. the sqlite3.c amalgamation: adds program cc1real,
+#   cc1 -O2 on it after `gcc -E -P`; slow, minutes per run), COUNT_ALLOCS (1; 0 skips the
+#   alloc_count.so sizing run, which costs one more native run per program).
 # Every traced run is capped with `prlimit --as=MEM_CAP timeout TIME_CAP`, because heaptrack's
 # interpreter has been seen to grow past 18 GB on cc1.  A tool run whose first repetition takes
 # over 60 s is not repeated.  The table is also written to BUILD_DIR/bench/real/realprograms-last.md.
@@ -31,7 +35,7 @@ SRC_DIR=$(cd "$(dirname "$0")/.." && pwd)
 . "$SRC_DIR/bench/common.sh"
 mkdir -p "$BUILD_ARG" || die "cannot create $BUILD_ARG"
 BUILD=$(cd "$BUILD_ARG" && pwd)
-OUT=$BUILD/bench/real
+OUT=$BUILD/bench/real${ONLY:+-$ONLY}   # --only runs keep their own directory
 LOGS=$OUT/logs
 TRACES=$OUT/traces
 mkdir -p "$LOGS" "$TRACES" || die "cannot create $OUT"
@@ -44,6 +48,8 @@ PY_ROUNDS=${PY_ROUNDS:-30}
 CC1_FUNCS=${CC1_FUNCS:-155}
 CC1=${CC1:-$(gcc -print-prog-name=cc1 2>/dev/null)}
 HTR_OPTS=${HTR_OPTS:-}
+CC1_REAL_SOURCE=${CC1_REAL_SOURCE:-}
+COUNT_ALLOCS=${COUNT_ALLOCS:-1}
 PY=/usr/bin/python3
 HTRAIL=$BUILD/bin/heaptrail
 TIME=/usr/bin/time
@@ -68,13 +74,17 @@ for i in range(rows):
 w("COMMIT;\nSELECT count(*), sum(qty) FROM t;\n")
 EOF
 "$PY" "$SRC_DIR/bench/gen_cfile.py" "$CC1_FUNCS" >"$OUT/big.c" || die "generating big.c failed"
-
 PROGRAMS="sqlite python cc1"
+if [ -n "$CC1_REAL_SOURCE" ]; then
+    gcc -E -P "$CC1_REAL_SOURCE" -o "$OUT/real.i" || die "preprocessing $CC1_REAL_SOURCE failed"
+    PROGRAMS="$PROGRAMS cc1real"
+fi
 [ -n "$ONLY" ] && PROGRAMS=$ONLY
 declare -A DESC=(
     [sqlite]="sqlite3 $(sqlite3 --version | cut -d' ' -f1): $SQL_ROWS-row INSERT script in one transaction, indexed table, fresh db"
     [python]="$("$PY" --version) PYTHONMALLOC=malloc, bench/py_churn.py $PY_ROUNDS (dict/list/string churn)"
     [cc1]="gcc $(gcc -dumpfullversion 2>/dev/null) cc1 -O2 on a generated $CC1_FUNCS-function C file ($(stat -c %s "$OUT/big.c") bytes)"
+    [cc1real]="gcc $(gcc -dumpfullversion 2>/dev/null) cc1 -fpreprocessed -O2 on \`gcc -E -P $CC1_REAL_SOURCE\` ($(stat -c %s "$OUT/real.i" 2>/dev/null) bytes)"
 )
 # The program's own command line, one word per line; stdin and env are set by run_one.
 prog_cmd() {
@@ -82,6 +92,7 @@ prog_cmd() {
         sqlite) printf '%s\n' sqlite3 "$OUT/sqlite-$2.db" ;;
         python) printf '%s\n' "$PY" -S "$SRC_DIR/bench/py_churn.py" "$PY_ROUNDS" ;;
         cc1) printf '%s\n' "$CC1" -quiet -O2 "$OUT/big.c" -o "$OUT/cc1-$2.s" ;;
+        cc1real) printf '%s\n' "$CC1" -quiet -fpreprocessed -O2 "$OUT/real.i" -o "$OUT/cc1real-$2.s" ;;
     esac
 }
 stdin_of() { if [ "$1" = sqlite ]; then echo "$OUT/insert.sql"; else echo /dev/null; fi; }
@@ -126,7 +137,7 @@ run_one() {
     mapfile -t cmd < <(cmd_of "$p" "$cfg")
     trace=$(trace_of "$p" "$cfg")
     [ -n "$trace" ] && rm -f "$trace"
-    rm -f "$OUT/sqlite-$cfg.db" "$OUT/cc1-$cfg.s"
+    rm -f "$OUT/sqlite-$cfg.db" "$OUT/$p-$cfg.s"
     t0=$EPOCHREALTIME
     PYTHONMALLOC=malloc $TIME -f %M -o "$LOGS/$p-$cfg.rss" "${cmd[@]}" \
         <"$(stdin_of "$p")" >"$LOGS/$p-$cfg.out" 2>"$LOGS/$p-$cfg.err"
@@ -134,7 +145,7 @@ run_one() {
     t1=$EPOCHREALTIME
     NRUNS[$p.$cfg]=$((${NRUNS[$p.$cfg]:-0} + 1))
     case $p in
-        cc1) got=$(md5sum <"$OUT/cc1-$cfg.s" 2>/dev/null | cut -c1-32) ;;
+        cc1|cc1real) got=$(md5sum <"$OUT/$p-$cfg.s" 2>/dev/null | cut -c1-32) ;;
         *) got=$(grep -E '^[0-9|]+$' "$LOGS/$p-$cfg.out" | tail -n 1) ;;
     esac
     local secs
@@ -158,6 +169,8 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 DATE_BEFORE=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 declare -A NALLOC
 for p in $PROGRAMS; do
+    NALLOC[$p]="not counted"
+    [ "$COUNT_ALLOCS" = 1 ] || continue
     mapfile -t cmd < <(prog_cmd "$p" count)
     rm -f "$OUT/sqlite-count.db"
     PYTHONMALLOC=malloc LD_PRELOAD=$OUT/alloc_count.so "${cmd[@]}" <"$(stdin_of "$p")" \
@@ -215,7 +228,7 @@ size_of() { local f; f=$(trace_of "$1" "$2"); [ -n "$f" ] && [ -f "$f" ] && stat
     echo "Started $DATE_BEFORE (load $LOAD_BEFORE), finished $DATE_AFTER (load $LOAD_AFTER); $(nproc) CPUs."
     echo "Traced runs capped with \`${CAP[*]}\`.${HTR_OPTS:+ heaptrail options: \`$HTR_OPTS\`.}"
     echo
-    for p in $PROGRAMS; do echo "- **$p**: ${DESC[$p]}; ${NALLOC[$p]} calls to allocation functions (bench/alloc_count.so)."; done
+    for p in $PROGRAMS; do echo "- **$p**: ${DESC[$p]}; calls to allocation functions (bench/alloc_count.so): ${NALLOC[$p]}."; done
     echo
     echo "| program | tool | runs | wall median (s) | x native | heaptrail / heaptrack | max RSS (MiB) | RSS x native | trace size | analysis (s) |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
