@@ -1139,7 +1139,19 @@ static void agent_finish_common(int how, int status, long spin_bound, int keep_o
                             : (agent_spin_lock(&g_agent.wlock), 1);
     if (!locked)
         return;
-    if (atomic_load(&g_agent.stopped) && g_agent.file_state == AGENT_FILE_OPEN) {
+    if (spin_bound) {
+        /* A signal may have interrupted this very thread inside a hand-off: if the queue or
+         * pool lock stays taken, write END alone rather than wait forever. */
+        int q = agent_spin_lock_bounded(&g_agent.queue_lock, spin_bound);
+        int p = q && agent_spin_lock_bounded(&g_agent.pool_lock, spin_bound);
+        if (p)
+            agent_spin_unlock(&g_agent.pool_lock);
+        if (q)
+            agent_spin_unlock(&g_agent.queue_lock);
+        if (!p)
+            atomic_store(&g_agent.stopped, 1);
+    }
+    if (atomic_load(&g_agent.stopped) && g_agent.file_state == AGENT_FILE_OPEN && !spin_bound) {
         /* Stopped on an error: the file (if still writable) gets the message and an END. */
         agent_writer_pass(1, spin_bound ? spin_bound : 1000);
     } else if (!atomic_load(&g_agent.stopped)) {
