@@ -132,7 +132,7 @@ cmd_of() {
     esac
 }
 . "$SRC_DIR/bench/common.sh"
-declare -A TIMES RSS FAILED EXPECT
+declare -A TIMES RSS CPU FAILED EXPECT
 # Run one configuration once; appends its wall time and max RSS, or marks it failed.
 run_one() {
     local wl=$1 cfg=$2 t0 t1 rc cmd trace
@@ -140,7 +140,7 @@ run_one() {
     trace=$(trace_of "$wl" "$cfg")
     [ -n "$trace" ] && rm -f "$trace"
     t0=$EPOCHREALTIME
-    $TIME -f %M -o "$LOGS/$wl-$cfg.rss" "${cmd[@]}" >"$LOGS/$wl-$cfg.out" 2>"$LOGS/$wl-$cfg.err"
+    $TIME -f '%M %U %S' -o "$LOGS/$wl-$cfg.rss" "${cmd[@]}" >"$LOGS/$wl-$cfg.out" 2>"$LOGS/$wl-$cfg.err"
     rc=$?
     t1=$EPOCHREALTIME
     local sum
@@ -152,7 +152,8 @@ run_one() {
         FAILED[$wl.$cfg]="checksum $sum, expected ${EXPECT[$wl]}"
     else
         TIMES[$wl.$cfg]+=" $(elapsed "$t0" "$t1")"
-        RSS[$wl.$cfg]+=" $(tail -n 1 "$LOGS/$wl-$cfg.rss")"
+        RSS[$wl.$cfg]+=" $(tail -n 1 "$LOGS/$wl-$cfg.rss" | cut -d' ' -f1)"
+        CPU[$wl.$cfg]+=" $(tail -n 1 "$LOGS/$wl-$cfg.rss" | awk '{ printf "%.2f", $2 + $3 }')"
     fi
 }
 
@@ -227,19 +228,22 @@ trace_size() {  # bytes of the trace the last repetition left, or empty
     echo "Workloads: \`churn $CHURN_N\` (2 threads, random malloc/free, sizes 16..4096)," \
          "\`deep $DEEP_N\` (1 thread, every malloc 30 frames deep)."
     echo
-    echo "| workload | configuration | wall median (s) | min..max (s) | x native | heaptrail / heaptrack | max RSS (MiB) | trace size | trace / heaptrack's |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| workload | configuration | wall median (s) | min..max (s) | x native | heaptrail / heaptrack | CPU median (s) | CPU x native | max RSS (MiB) | trace size | trace / heaptrack's |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for wl in churn deep; do
         t_native=$(cell_time "$wl" native)
         t_native_fp=$(cell_time "$wl" native-fp)
         t_heaptrack=$(cell_time "$wl" heaptrack)
+        c_native=$(median ${CPU[$wl.native]:-}); c_native_fp=$(median ${CPU[$wl.native-fp]:-})
         s_heaptrack=$(trace_size "$wl" heaptrack)
         for cfg in $CONFIGS; do
             t=$(cell_time "$wl" "$cfg")
-            range="" rss="" vs_ht="" size="" vs_size=""
+            range="" rss="" vs_ht="" size="" vs_size="" cpu="" xcpu=""
             if [ -n "${TIMES[$wl.$cfg]:-}" ]; then
                 range=$(printf '%s\n' ${TIMES[$wl.$cfg]} | sort -g | sed -n '1p;$p' | paste -sd' ' | sed 's/ /../')
                 rss=$(median ${RSS[$wl.$cfg]} | awk '{ printf "%.1f", $1 / 1024 }')
+                cpu=$(median ${CPU[$wl.$cfg]})
+                case $cfg in native-fp|fp) xcpu=$(ratio "$cpu" "$c_native_fp") ;; *) xcpu=$(ratio "$cpu" "$c_native") ;; esac
             fi
             case $cfg in native-fp|fp) base=$t_native_fp ;; *) base=$t_native ;; esac
             xnat=$(ratio "$t" "$base")
@@ -249,11 +253,13 @@ trace_size() {  # bytes of the trace the last repetition left, or empty
                 size=$(human "$sz")
                 [ "$cfg" != heaptrack ] && vs_size=$(ratio "$sz" "$s_heaptrack")
             fi
-            echo "| $wl | ${LABEL[$cfg]} | $t | $range | $xnat | $vs_ht | $rss | $size | $vs_size |"
+            echo "| $wl | ${LABEL[$cfg]} | $t | $range | $xnat | $vs_ht | $cpu | $xcpu | $rss | $size | $vs_size |"
         done
     done
     echo
     echo "x native: against the native run of the same binary (fp rows: the -fno-omit-frame-pointer build)."
+    echo "CPU: user+sys of the run and all its waited-for children (/usr/bin/time %U+%S): less"
+    echo "sensitive to other load than wall time, but it hides time spent waiting."
     echo "Max RSS: the largest process of the run (for heaptrack usually heaptrack_interpret)."
     echo
     echo "### Analysis time: median of $REPS runs, output to /dev/null"
