@@ -183,6 +183,32 @@ int htri_render_json(FILE *out, const htri_model *m, const htri_render_opts *o)
             (unsigned long long)m->mmap_count, (unsigned long long)m->munmap_count,
             (unsigned long long)m->mmap_bytes, (unsigned long long)m->mmap_peak_bytes,
             (unsigned long long)m->mmap_live_bytes);
+    fputs(",\n  \"leak_check\": ", out);
+    if (m->has_leak_check) {
+        static const char *kinds[] = { "definitely_lost", "indirectly_lost", "possibly_lost", "still_reachable" };
+        uint64_t bytes[HTRI_LEAK_KINDS] = { 0 }, blocks[HTRI_LEAK_KINDS] = { 0 };
+        fprintf(out, "{\"t_ns\": %llu, \"reason\": %u, \"groups\": [",
+                (unsigned long long)m->leak_check.t, m->leak_check.reason);
+        for (size_t i = 0; i < m->n_leak_groups; i++) {
+            const htri_leak_group_rec *g = &m->leak_groups[i];
+            c.used[g->node] = 1;
+            bytes[g->kind] += g->bytes;
+            blocks[g->kind] += g->n_blocks;
+            fprintf(out, "%s\n    {\"kind\": \"%s\", \"stack\": %u, \"blocks\": %llu, \"bytes\": %llu, "
+                    "\"indirect_bytes\": %llu}", i ? "," : "", kinds[g->kind], g->node,
+                    (unsigned long long)g->n_blocks, (unsigned long long)g->bytes,
+                    (unsigned long long)g->indirect_bytes);
+        }
+        fputs(m->n_leak_groups ? "\n  ], \"summary\": {" : "], \"summary\": {", out);
+        for (int k = 0; k < HTRI_LEAK_KINDS; k++)
+            fprintf(out, "%s\"%s\": {\"bytes\": %llu, \"blocks\": %llu}", k ? ", " : "", kinds[k],
+                    (unsigned long long)bytes[k], (unsigned long long)blocks[k]);
+        fputs("}}", out);
+    } else {
+        fputs("null", out);
+    }
+    fprintf(out, ",\n  \"misuse\": {\"errors\": %zu, \"faults\": %zu, \"limits\": %zu}",
+            m->n_errors, m->n_faults, m->n_limits);
     json_sites(&c, "peak_contributors", HTRI_SORT_PEAK);
     json_sites(&c, "top_by_bytes", HTRI_SORT_BYTES);
     json_sites(&c, "top_by_calls", HTRI_SORT_ALLOCS);

@@ -11,6 +11,7 @@
 
 #include "base/varint.h"
 #include "trace/format.h"
+#include "trace/leak_record.h"
 
 typedef struct enc {
     uint8_t *buf;             /* the whole file */
@@ -118,6 +119,32 @@ static inline void enc_endrec(enc *e, uint64_t t, uint64_t how, uint64_t status,
     enc_u(e, t); enc_u(e, how); enc_u(e, status); enc_u(e, peak_rss); enc_u(e, 0);
     enc_u(e, allocs); enc_u(e, frees); enc_u(e, bytes);
     enc_meta_t(e, t);
+}
+
+/* A whole length-prefixed record made by one of leak_record.h's encoders. */
+static inline void enc_raw_record(enc *e, const uint8_t *rec, size_t n)
+{
+    memcpy(e->raw + e->raw_len, rec, n);
+    e->raw_len += n;
+    e->n_rec++;
+}
+static inline void enc_leak_check(enc *e, uint64_t t, uint64_t n_blocks)
+{
+    uint8_t b[HTRI_LEAK_CHECK_REC_MAX];
+    htri_leak_check_rec c = { .t = t, .tid = 1, .reason = HTRI_LEAK_AT_EXIT, .n_blocks = n_blocks };
+    enc_raw_record(e, b, htri_leak_check_rec_encode(&c, b));
+}
+static inline void enc_leak_group(enc *e, uint8_t kind, uint32_t node, uint64_t n_blocks, uint64_t bytes)
+{
+    uint8_t b[HTRI_LEAK_GROUP_REC_MAX];
+    htri_leak_group_rec g = { .kind = kind, .node = node, .n_blocks = n_blocks, .bytes = bytes };
+    enc_raw_record(e, b, htri_leak_group_rec_encode(&g, b));
+}
+static inline void enc_leak_end(enc *e, uint64_t t, uint64_t n_groups)
+{
+    uint8_t b[HTRI_LEAK_END_REC_MAX];
+    htri_leak_end_rec x = { t, n_groups };
+    enc_raw_record(e, b, htri_leak_end_rec_encode(&x, b));
 }
 
 /* ---- EVENTS records (t absolute here; encoded as deltas) ---- */

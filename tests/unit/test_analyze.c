@@ -173,6 +173,40 @@ static void test_peak_exact(void)
     free(e.buf);
 }
 
+/* The model keeps the last complete leak check; a check without its LEAK_END, or whose group
+ * count disagrees, is not a result. */
+static void test_leak_checks(void)
+{
+    enc e;
+    enc_file(&e, 1, 0);
+    enc_begin(&e, HTRI_FRAME_META, 0, 0);
+    enc_node(&e, 1, 0, 0x10);
+    enc_leak_check(&e, 10, 3);                       /* complete: 2 groups */
+    enc_leak_group(&e, HTRI_LEAK_DEFINITE, 1, 2, 64);
+    enc_leak_group(&e, HTRI_LEAK_REACHABLE, 99, 1, 8);   /* unknown node: charged to root */
+    enc_leak_end(&e, 11, 2);
+    enc_leak_check(&e, 20, 1);                       /* says 2 groups, has 1 */
+    enc_leak_group(&e, HTRI_LEAK_POSSIBLE, 1, 1, 16);
+    enc_leak_end(&e, 21, 2);
+    enc_leak_check(&e, 30, 1);                       /* never ends (cut) */
+    enc_leak_group(&e, HTRI_LEAK_INDIRECT, 1, 1, 32);
+    enc_end(&e);
+    htri_model *m = analyze_buf(&e, NULL);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK(m->has_leak_check);
+        CHECK_EQ_U(m->n_leak_checks, 1);
+        CHECK_EQ_U(m->n_leak_checks_incomplete, 2);
+        CHECK_EQ_U(m->leak_check.t, 10);
+        CHECK_EQ_U(m->n_leak_groups, 2);
+        CHECK_EQ_U(m->leak_groups[0].bytes, 64);
+        CHECK_EQ_U(m->leak_groups[0].node, 1);
+        CHECK_EQ_U(m->leak_groups[1].node, 0);
+        htri_model_free(m);
+    }
+    free(e.buf);
+}
+
 static void test_durations(void)
 {
     uint64_t ns = 0;
@@ -198,6 +232,7 @@ int main(void)
     test_sample();
     test_fork();
     test_peak_exact();
+    test_leak_checks();
     test_durations();
     return CHECK_DONE();
 }
