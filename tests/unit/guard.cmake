@@ -26,7 +26,7 @@ foreach(src ${misuse_srcs})
     set_tests_properties(misuse.memcheck.${name} PROPERTIES LABELS "misuse;valgrind"
                          TIMEOUT 120 SKIP_RETURN_CODE 77)
   endif()
-  if(HTR_MISUSE_RUNNER)
+  if(HTR_MISUSE_RUNNER AND NOT HTR_SANITIZE)
     add_test(NAME misuse.heaptrail.${name}
              COMMAND ${misuse_check} ${HTR_MISUSE_RUNNER} $<TARGET_FILE:${target}> ${src})
     set_tests_properties(misuse.heaptrail.${name} PROPERTIES LABELS "misuse"
