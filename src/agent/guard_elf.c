@@ -12,7 +12,7 @@
 #include "base/common.h"
 #include "agent/guard.h"
 
-typedef struct elf_search {
+typedef struct guard_elf_search {
     const char *name;       /* as given: "parse", "ns::Cls::fn" */
     char mangled[160];      /* Itanium prefix for it: "_Z5parse", "_ZN2ns3Cls2fnE" */
     size_t mangled_len;
@@ -20,11 +20,11 @@ typedef struct elf_search {
     uintptr_t (*ranges)[2];
     int cap, n;
     int first;              /* the first dl_iterate_phdr entry is the executable */
-} elf_search;
+} guard_elf_search;
 
 /* Builds the mangled-name prefix of a C++ function named like "a::b::c": each component is
  * length-prefixed, so "fo" never matches "foo". Parameters are not known and not needed. */
-static void elf_mangle(elf_search *s)
+static void guard_elf_mangle(guard_elf_search *s)
 {
     char *out = s->mangled, *end = s->mangled + sizeof s->mangled - 16;
     const char *p = s->name;
@@ -50,7 +50,7 @@ static void elf_mangle(elf_search *s)
     s->mangled_len = (size_t)(out - s->mangled);
 }
 
-static int elf_name_matches(const elf_search *s, const char *sym)
+static int guard_elf_name_matches(const guard_elf_search *s, const char *sym)
 {
     if (!strcmp(sym, s->name)) return 1;
     if (sym[0] != '_' || sym[1] != 'Z') return 0;
@@ -63,7 +63,7 @@ static int elf_name_matches(const elf_search *s, const char *sym)
     return sym[2] == 'N' && sym[3] == 'K' && !strncmp(sym + 4, s->mangled + 3, s->mangled_len - 3);
 }
 
-static void elf_add_range(elf_search *s, uintptr_t lo, uintptr_t hi)
+static void guard_elf_add_range(guard_elf_search *s, uintptr_t lo, uintptr_t hi)
 {
     for (int i = 0; i < s->n; i++)
         if (s->ranges[i][0] == lo && s->ranges[i][1] == hi) return;
@@ -75,7 +75,7 @@ static void elf_add_range(elf_search *s, uintptr_t lo, uintptr_t hi)
 }
 
 /* Scans the symbol tables of one mapped ELF file; bias is the module's load bias. */
-static void elf_scan(elf_search *s, const uint8_t *img, size_t len, uintptr_t bias)
+static void guard_elf_scan(guard_elf_search *s, const uint8_t *img, size_t len, uintptr_t bias)
 {
     const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
     if (len < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) || eh->e_ident[EI_CLASS] != ELFCLASS64)
@@ -103,17 +103,17 @@ static void elf_scan(elf_search *s, const uint8_t *img, size_t len, uintptr_t bi
                 const char *nm = str + sym[k].st_name;
                 /* the string table must NUL-terminate inside its section */
                 if (!memchr(nm, 0, strs->sh_size - sym[k].st_name)) continue;
-                if (!elf_name_matches(s, nm)) continue;
+                if (!guard_elf_name_matches(s, nm)) continue;
                 uintptr_t lo = bias + sym[k].st_value;
-                elf_add_range(s, lo, lo + (sym[k].st_size ? sym[k].st_size : 1));
+                guard_elf_add_range(s, lo, lo + (sym[k].st_size ? sym[k].st_size : 1));
             }
         }
     }
 }
 
-static int elf_module_cb(struct dl_phdr_info *info, size_t sz, void *arg)
+static int guard_elf_module_cb(struct dl_phdr_info *info, size_t sz, void *arg)
 {
-    elf_search *s = arg;
+    guard_elf_search *s = arg;
     const char *path = info->dlpi_name;
     (void)sz;
     if (s->first) {
@@ -127,7 +127,7 @@ static int elf_module_cb(struct dl_phdr_info *info, size_t sz, void *arg)
     if (fstat(fd, &st) == 0 && st.st_size > 0) {
         void *img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (img != MAP_FAILED) {
-            elf_scan(s, img, (size_t)st.st_size, info->dlpi_addr);
+            guard_elf_scan(s, img, (size_t)st.st_size, info->dlpi_addr);
             munmap(img, (size_t)st.st_size);
         }
     }
@@ -137,14 +137,14 @@ static int elf_module_cb(struct dl_phdr_info *info, size_t sz, void *arg)
 
 int htri_guard_resolve_function(const char *name, uintptr_t (*ranges)[2], int cap)
 {
-    elf_search s;
+    guard_elf_search s;
     memset(&s, 0, sizeof s);
     if (!name || !name[0]) return 0;
     s.name = name;
     s.ranges = ranges;
     s.cap = cap;
     s.first = 1;
-    elf_mangle(&s);
-    dl_iterate_phdr(elf_module_cb, &s);
+    guard_elf_mangle(&s);
+    dl_iterate_phdr(guard_elf_module_cb, &s);
     return s.n;
 }
