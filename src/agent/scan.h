@@ -111,6 +111,7 @@ typedef struct htri_scan_thread {
     int tid;
     int state;                       /* HTRI_THREAD_* */
     uintptr_t sp;                    /* stack pointer when stopped */
+    uintptr_t tcb;                   /* thread control block (the TLS base), 0 if unknown */
     uintptr_t regs[HTRI_SCAN_NREGS];
 } htri_scan_thread;
 enum { HTRI_THREAD_SENT = 1, HTRI_THREAD_STOPPED = 2, HTRI_THREAD_GONE = 3,
@@ -127,6 +128,8 @@ void htri_scan_resume_world(void);
 /* The caller's callee-saved registers (they may hold the only copy of a pointer). Writes up
  * to HTRI_SCAN_NREGS words, returns how many. */
 int htri_scan_self_regs(uintptr_t *out);
+/* The calling thread's thread control block (x86-64: %fs:0; glibc's tcbhead_t), or 0. */
+uintptr_t htri_scan_self_tcb(void);
 /* getauxval(AT_PHDR): an address inside the main executable. */
 uintptr_t htri_scan_exe_addr(void);
 

@@ -186,6 +186,7 @@ static void scanos_on_signal(int sig, siginfo_t *si, void *ucv)
         return;
     }
     scanos_save_context(me, (const ucontext_t *)ucv);
+    me->tcb = htri_scan_self_tcb();
     __atomic_add_fetch(&g_scanos.in_handler, 1, __ATOMIC_ACQ_REL);
     int expect = HTRI_THREAD_SENT;
     if (!__atomic_compare_exchange_n(&me->state, &expect, HTRI_THREAD_STOPPED, 0,
@@ -333,5 +334,16 @@ HTRI_NOINLINE int htri_scan_self_regs(uintptr_t *out)
 #else
     (void)out;
     return 0;
+#endif
+}
+
+uintptr_t htri_scan_self_tcb(void)
+{
+#if defined(__x86_64__)
+    uintptr_t tcb;
+    __asm__("movq %%fs:0, %0" : "=r"(tcb));
+    return tcb;
+#else
+    return (uintptr_t)__builtin_thread_pointer();
 #endif
 }

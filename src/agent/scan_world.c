@@ -12,6 +12,24 @@
 
 typedef struct world_hole { uintptr_t start, end; } world_hole;
 
+/* glibc keeps each thread's DTV (the table of its TLS blocks, calloc'd by ld.so) through
+ * tcbhead_t.dtv = the block + one 16-byte entry, an interior pointer: memcheck calls every
+ * live thread's DTV "possibly lost". We add the block's start as a root word of its thread,
+ * so it is what it is: still reachable. The TCB is readable (it sits in the thread's TLS). */
+static uintptr_t world_glibc_dtv(const htri_scan_map *maps, size_t n_maps, uintptr_t tcb)
+{
+#if defined(__x86_64__)
+    if (!tcb || tcb % sizeof(uintptr_t)) return 0;
+    const htri_scan_map *m = htri_scan_maps_find(maps, n_maps, tcb + 2 * sizeof(uintptr_t));
+    if (!m || !(m->flags & HTRI_MAP_R) || ((const uintptr_t *)tcb)[0] != tcb) return 0;
+    uintptr_t dtv = ((const uintptr_t *)tcb)[1];
+    return dtv > 16 ? dtv - 16 : 0;
+#else
+    (void)maps; (void)n_maps; (void)tcb;
+    return 0;
+#endif
+}
+
 /* Working memory of one check, mapped before the world stops (see htri_scan_options). */
 typedef struct world_mem {
     htri_scan_thread threads[HTRI_SCAN_MAX_THREADS];
@@ -19,7 +37,7 @@ typedef struct world_mem {
     htri_scan_map maps[WORLD_MAX_MAPS];
     world_hole holes[WORLD_MAX_MAPS + HTRI_OS_MAX_REGIONS + HTRI_SCAN_MAX_THREADS + 16];
     htri_scan_root roots[2 * WORLD_MAX_MAPS];
-    uintptr_t words[(HTRI_SCAN_MAX_THREADS + 1) * HTRI_SCAN_NREGS];
+    uintptr_t words[(HTRI_SCAN_MAX_THREADS + 1) * (HTRI_SCAN_NREGS + 1)];
 } world_mem;
 
 static void world_sort_holes(world_hole *h, size_t n)
@@ -182,6 +200,8 @@ HTRI_NOINLINE int htri_scan_world(htri_scan_snapshot_fn snap, void *user, unsign
         w->holes[n_holes++] = (world_hole){ w->own[i].start, w->own[i].end };
     n_holes = world_stack_hole(w->maps, n_maps, self_sp, 0, w->holes, n_holes);
     for (int i = 0; i < n_self_regs; i++) w->words[n_words++] = self_regs[i];
+    uintptr_t dtv = world_glibc_dtv(w->maps, n_maps, htri_scan_self_tcb());
+    if (dtv) w->words[n_words++] = dtv;
     uint32_t n_stopped = 1;
     for (int t = 0; t < n_threads; t++) {
         htri_scan_thread *th = &w->threads[t];
@@ -190,6 +210,7 @@ HTRI_NOINLINE int htri_scan_world(htri_scan_snapshot_fn snap, void *user, unsign
         n_stopped++;
         n_holes = world_stack_hole(w->maps, n_maps, th->sp, HTRI_SCAN_REDZONE, w->holes, n_holes);
         for (int r = 0; r < HTRI_SCAN_NREGS; r++) w->words[n_words++] = th->regs[r];
+        if ((dtv = world_glibc_dtv(w->maps, n_maps, th->tcb))) w->words[n_words++] = dtv;
     }
     if (n_threads >= HTRI_SCAN_MAX_THREADS) out->flags |= HTRI_LEAK_WORLD_PARTIAL;
     for (size_t i = 0; i < n_maps; i++)

@@ -86,7 +86,8 @@ def main():
         cmd = [args.valgrind, "--leak-check=full", "--error-exitcode=0", args.prog]
         accepted = [want["memcheck"]]
     else:
-        cmd = [args.heaptrail, "run", "--leak-check=full", "--", args.prog]
+        # the four summary lines are the same with --leak-check=summary (the default)
+        cmd = [args.heaptrail, "run", "--", args.prog]
         accepted = [want["memcheck"]] + ([want["heaptrail"]] if "heaptrail" in want else [])
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
