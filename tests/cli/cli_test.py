@@ -190,6 +190,15 @@ def case_run_errors(a):
         expect_error([h, "run", su], 1, E + r".*suid-true: cannot trace: it is setuid/setgid, so the loader ignores LD_PRELOAD")
     env = dict(os.environ, HEAPTRAIL_AGENT="/nonexistent/agent.so")
     expect_error([h, "run", "true"], 1, E + r"agent not found at /nonexistent/agent\.so .*", env=env)
+    # an "agent" that loads but records nothing: the run says so, and keeps the program's status
+    libm = "/lib/x86_64-linux-gnu/libm.so.6"
+    if os.path.exists(libm):
+        env = dict(os.environ, HEAPTRAIL_AGENT=libm)
+        for prog, status in (("true", 0), ("false", 1)):
+            rc, out, err = run([h, "run", prog], env=env)
+            check(rc == status, "run %s without a working agent: exit %d, want %d" % (prog, rc, status))
+            check(re.fullmatch(r"heaptrail: warning: no trace was written: the agent did not load into "
+                               + prog + r" \(.*\)\n", err) is not None, "no-trace warning: %r" % err)
     expect_error([h, "run", "--log-file=/nonexistent/dir/log", "true"], 1,
                  E + r"--log-file=/nonexistent/dir/log: No such file or directory")
 
