@@ -727,6 +727,22 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
     m->max_open_frames = htri_reader_max_open(r);
     m->live_blocks = ps.live.used;
     m->live_bytes = ps.heap_live;
+    if ((m->header.flags & HTRI_FILE_LEAK_ONLY) && ps.n_events == 0) {
+        /* --record=none: no events, so the totals are the agent's own counters and what is
+         * in use at exit is what its leak check saw */
+        if (m->has_end) {
+            m->allocs = m->end_allocs;
+            m->frees = m->end_frees;
+            m->bytes_allocated = m->end_bytes;
+        }
+        if (m->has_leak_check) {
+            m->live_blocks = m->live_bytes = 0;
+            for (size_t i = 0; i < m->n_leak_groups; i++) {
+                m->live_blocks += m->leak_groups[i].n_blocks;
+                m->live_bytes += m->leak_groups[i].bytes;
+            }
+        }
+    }
     if (m->has_end && m->end_t > m->duration_ns)
         m->duration_ns = m->end_t;
     for (size_t i = 0; i < ps.live.cap; i++) {

@@ -207,6 +207,31 @@ static void test_leak_checks(void)
     free(e.buf);
 }
 
+/* --record=none: no events; totals from the END counters, in use from the leak check. */
+static void test_leak_only(void)
+{
+    enc e;
+    enc_file(&e, 1, HTRI_FILE_LEAK_ONLY);
+    enc_begin(&e, HTRI_FRAME_META, 0, 0);
+    enc_leak_check(&e, 10, 3);
+    enc_leak_group(&e, HTRI_LEAK_DEFINITE, 0, 2, 64);
+    enc_leak_group(&e, HTRI_LEAK_REACHABLE, 0, 1, 8);
+    enc_leak_end(&e, 11, 2);
+    enc_endrec(&e, 12, HTRI_END_EXIT, 0, 1 << 20, 40, 37, 5000);
+    enc_end(&e);
+    htri_model *m = analyze_buf(&e, NULL);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK_EQ_U(m->allocs, 40);
+        CHECK_EQ_U(m->frees, 37);
+        CHECK_EQ_U(m->bytes_allocated, 5000);
+        CHECK_EQ_U(m->live_blocks, 3);
+        CHECK_EQ_U(m->live_bytes, 72);
+        htri_model_free(m);
+    }
+    free(e.buf);
+}
+
 static void test_durations(void)
 {
     uint64_t ns = 0;
@@ -233,6 +258,7 @@ int main(void)
     test_fork();
     test_peak_exact();
     test_leak_checks();
+    test_leak_only();
     test_durations();
     return CHECK_DONE();
 }
