@@ -2,6 +2,7 @@
  * complete leak check to render/leaks.c and the misuse records to render/errors.c, with the
  * model's stack trie and symbolizer behind their stack callbacks. */
 #include <errno.h>
+#include <string.h>
 
 #include "render/errors.h"
 #include "render/leaks.h"
@@ -30,6 +31,10 @@ int htri_render_memcheck(FILE *out, const htri_model *m, htri_render_syms *syms,
 {
     if (m->has_leak_check) {
         htri_leaks_stacks st = { memcheck_pcs, memcheck_resolve, syms, NULL };
+        /* memcheck names its preload object in the first frame; ours, as the trace saw it */
+        for (size_t i = 0; i < m->n_modules && !st.alloc_obj; i++)
+            if (strstr(m->modules[i].path, "/libheaptrail-preload"))
+                st.alloc_obj = m->modules[i].path;
         htri_leaks_opts o;
         htri_leaks_opts_default(&o);
         o.mode = leak_mode;
