@@ -639,6 +639,43 @@ static void test_quarantine_threads(void)
     htri_guard_shutdown();
 }
 
+/* Out of address space: init keeps working with the quarantine off (-ENOMEM), and the top
+ * holders report fails cleanly. Forced in a child under a tight RLIMIT_AS. */
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void test_out_of_memory(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        htri_guard_shutdown(); /* the ring inherited from earlier tests must not count */
+        char statm[128];
+        unsigned long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (!f || !fgets(statm, sizeof statm, f)) _exit(10);
+        fclose(f);
+        pages = strtoul(statm, NULL, 10);
+        struct rlimit rl = { pages * 4096 + (4u << 20), pages * 4096 + (4u << 20) };
+        if (setrlimit(RLIMIT_AS, &rl)) _exit(11);
+        htri_guard_opts o;
+        htri_guard_opts_default(&o);
+        if (htri_guard_init(&o, test_reporter, NULL) != -ENOMEM) _exit(12);
+        uint8_t buf[64];
+        htri_guard_qentry e = qentry(buf + 32, 16, 1);
+        if (htri_guard_quarantine_push(&e) != 1) _exit(13);       /* quarantine off */
+        htri_guard_qentry out;
+        if (htri_guard_quarantine_evict(&out) != 0) _exit(14);
+        htri_limit_holder top[2];
+        if (htri_guard_top_holders((const htri_block *)buf, (size_t)1 << 28, top, 2) != -ENOMEM)
+            _exit(15);
+        _exit(0);
+    }
+    int status = -1;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ_U(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     test_layout();
@@ -651,5 +688,6 @@ int main(void)
     test_limit();
     test_options();
     test_records();
+    test_out_of_memory();
     return CHECK_DONE();
 }
