@@ -260,8 +260,8 @@ static HTRI_NOINLINE struct cached_hit cached_miss(uintptr_t pc, uint64_t key)
         if (cached_rebuild() < 0)
             return cached_hit_of(HTRI_UNWIND_RULE_UNSUPPORTED);
         s = cached_current();
-        /* A module may have gone: rules computed under the old list must not be stored
-         * under the new epoch, and the caller's epoch bits are now old. */
+        /* The rebuild may have started a new epoch (a module went away): this rule, computed
+         * from the new list, belongs under it, not under the caller's older epoch. */
         key = (key & (CACHED_PC_LIMIT - 1)) |
               atomic_load_explicit(&g_cached.epoch, memory_order_acquire)
                   << CACHED_KEY_EPOCH_SHIFT;

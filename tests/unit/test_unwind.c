@@ -1,7 +1,9 @@
 /* Unit test of src/unwind: every engine must report the exact return addresses of a known
  * call chain (each pc checked against its function's symbol range, and the cached engine
- * against libunwind), from 8 threads, in signal handlers, with a junk rbp, in dlopen'ed code
- * and across a dlclose/dlopen cycle. Fixtures: tests/unit/fixtures/unwind/chain.c. */
+ * against libunwind), with max and skip, from 8 threads, in signal handlers (also on an
+ * alternate stack and asynchronously), with a junk rbp, in dlopen'ed code, across
+ * dlclose/dlopen cycles, and through the cached engine's per-thread memo (stacks differing in
+ * one slot, the same chain at other depths). Fixtures: tests/unit/fixtures/unwind/chain.c. */
 #include <dlfcn.h>
 #include <link.h>
 #include <pthread.h>
