@@ -45,6 +45,7 @@ typedef struct analyze_pass {
     size_t point_ix;
     analyze_caps caps;            /* capacities of the model's growing arrays */
     size_t last_thread;           /* the thread asked last is asked again most of the time */
+    size_t n_defined;             /* stack nodes defined so far */
     char *err;
     size_t err_cap;
     /* the leak check being read: its groups move to the model at its LEAK_END */
@@ -388,7 +389,9 @@ static int analyze_meta(analyze_pass *ps, const htri_record *rec)
             }
         return 0;
     case HTRI_REC_NODES: {
-        if (rec->node > m->n_nodes + ANALYZE_MAX_NODE_GAP)
+        /* ids may leave gaps (a writer may number nodes out of order), but the array must
+         * stay proportional to the nodes really defined, whatever a damaged trace says */
+        if (rec->node >= 2 * ps->n_defined + ANALYZE_MAX_NODE_GAP)
             return analyze_fail(ps, "stack node ids jump too far");
         if (rec->parent >= m->n_nodes || !m->nodes[rec->parent].defined)
             return analyze_fail(ps, "stack node names an undefined parent");
@@ -400,6 +403,8 @@ static int analyze_meta(analyze_pass *ps, const htri_record *rec)
         if (need > m->n_nodes)
             m->n_nodes = need;
         htri_node *n = &m->nodes[rec->node];
+        if (!n->defined)
+            ps->n_defined++;
         n->parent = (uint32_t)rec->parent;
         n->pc = rec->pc;
         n->module = analyze_module_of(m, rec->pc);
