@@ -11,9 +11,11 @@
 
 static bool dwarf_is_cplusplus(Dwarf_Die *cudie)
 {
+    /* 0x2a, 0x2b: C++17 and C++20 in DWARF 6, which some producers already emit */
     int lang = dwarf_srclang(cudie);
     return lang == DW_LANG_C_plus_plus || lang == DW_LANG_C_plus_plus_03 ||
-           lang == DW_LANG_C_plus_plus_11 || lang == DW_LANG_C_plus_plus_14;
+           lang == DW_LANG_C_plus_plus_11 || lang == DW_LANG_C_plus_plus_14 ||
+           lang == 0x2a || lang == 0x2b || lang == DW_LANG_ObjC_plus_plus;
 }
 
 /* Appends the qualifier one enclosing scope adds to a C++ name ("ns::", "Class::",
@@ -421,6 +423,72 @@ static int dwarf_inline_chain(htri_symtab *st, Dwarf_Die *cudie, Dwarf_Addr cu_a
     return n;
 }
 
+/* ---- CUs without .debug_aranges ----
+ * libdwfl 0.188 maps an address to its CU through .debug_aranges only, which clang does not
+ * emit; then each CU's own ranges (DW_AT_low_pc/high_pc/ranges), read once, stand in. */
+
+static int dwarf_cmp_cu(const void *pa, const void *pb)
+{
+    const symbols_cu_range *a = pa, *b = pb;
+    return (a->lo > b->lo) - (a->lo < b->lo);
+}
+
+static int dwarf_cus_build(htri_symtab *st, symbols_module *m)
+{
+    Dwarf_Addr bias;
+    Dwarf *dw = dwfl_module_getdwarf(m->dwmod, &bias);
+    symbols_cu_range *cus = NULL;
+    size_t n = 0, cap = 0;
+    Dwarf_CU *cu = NULL, *next;
+    Dwarf_Half version;
+    uint8_t unit_type;
+    Dwarf_Die cudie;
+    while (dw && dwarf_get_units(dw, cu, &next, &version, &unit_type, &cudie, NULL) == 0) {
+        cu = next;
+        if (unit_type != DW_UT_compile)
+            continue;
+        Dwarf_Addr base, lo, hi;
+        for (ptrdiff_t off = 0; (off = dwarf_ranges(&cudie, off, &base, &lo, &hi)) > 0;) {
+            if (lo >= hi)
+                continue;
+            if (dwarf_grow(st, (void **)&cus, &cap, n, sizeof *cus) != 0) {
+                free(cus);
+                return -ENOMEM;
+            }
+            cus[n++] = (symbols_cu_range){ lo, hi, cudie };
+        }
+    }
+    qsort(cus, n, sizeof *cus, dwarf_cmp_cu);
+    m->cus = cus;
+    m->n_cus = n;
+    m->cus_built = true;
+    return 0;
+}
+
+/* The CU holding module address `addr` by its own ranges: 1 and *cudie, *bias set; 0 for
+ * none; -ENOMEM. */
+static int dwarf_cu_by_ranges(htri_symtab *st, symbols_module *m, uint64_t addr,
+                              Dwarf_Die *cudie, Dwarf_Addr *bias)
+{
+    if (!m->cus_built && dwarf_cus_build(st, m) != 0)
+        return -ENOMEM;
+    if (!dwfl_module_getdwarf(m->dwmod, bias))
+        return 0;
+    uint64_t a = addr - *bias;
+    size_t lo = 0, hi = m->n_cus;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->cus[mid].lo <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0 || a >= m->cus[lo - 1].hi)
+        return 0;
+    *cudie = m->cus[lo - 1].cudie;
+    return 1;
+}
+
 int htri_symbols_expand(htri_symtab *st, symbols_module *m, uint64_t addr, htri_frame *out,
                         int max)
 {
@@ -435,7 +503,20 @@ int htri_symbols_expand(htri_symtab *st, symbols_module *m, uint64_t addr, htri_
     }
     int n = 0;
     Dwarf_Addr bias = 0;
-    Dwarf_Die *cudie = dwfl_module_addrdie(dm, addr, &bias);
+    Dwarf_Die *cudie = dwfl_module_addrdie(dm, addr, &bias), cu_found;
+    if (!cudie) {
+        int rc = dwarf_cu_by_ranges(st, m, addr, &cu_found, &bias);
+        if (rc < 0)
+            return rc;
+        cudie = rc ? &cu_found : NULL;
+        /* dwfl_module_getsrc needed the same missing table */
+        Dwarf_Line *dline = cudie && !file ? dwarf_getsrc_die(cudie, addr - bias) : NULL;
+        int l = 0;
+        if (dline && dwarf_lineno(dline, &l) == 0) {
+            file = dwarf_linesrc(dline, NULL, NULL);
+            line = l > 0 ? (uint32_t)l : 0;
+        }
+    }
     if (cudie) {
         for (int i = 0; i < max; i++)
             out[i] = (htri_frame){ 0 };

@@ -20,6 +20,12 @@ typedef struct symbols_func {
     uint8_t bind;
 } symbols_func;
 
+/* A compile unit's address range, for DWARF without .debug_aranges (clang's default). */
+typedef struct symbols_cu_range {
+    uint64_t lo, hi;           /* CU addresses */
+    Dwarf_Die cudie;
+} symbols_cu_range;
+
 /* One registered module. Its ELF/DWARF handles are opened on first use: a report usually
  * touches a few modules out of the hundreds a program mapped. */
 typedef struct symbols_module {
@@ -35,6 +41,9 @@ typedef struct symbols_module {
     symbols_func *funcs;       /* function symbols by address, built on first need */
     size_t n_funcs;
     bool funcs_built;
+    symbols_cu_range *cus;     /* CU ranges by address, built when libdwfl finds no CU */
+    size_t n_cus;
+    bool cus_built;
 } symbols_module;
 
 /* Open-addressing hash slot; `b == 0` marks it empty. */

@@ -247,6 +247,7 @@ void htri_symtab_close(htri_symtab *st)
         free(st->mods[i].path);
         free(st->mods[i].file);
         free(st->mods[i].funcs);
+        free(st->mods[i].cus);
     }
     htri_symbols_cu_index_free(st->cu_indexes);
     free(st->mods);

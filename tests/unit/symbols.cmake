@@ -40,6 +40,26 @@ else()
   target_compile_definitions(test_symbols PRIVATE SYMFIX_DWZ=0)
 endif()
 
+# The same fixture from clang, loaded by the test with dlopen: clang emits no
+# .debug_aranges, so CUs are found through their own ranges. -Bsymbolic keeps its calls
+# and its symfix_last inside it rather than bound to the gcc copy already loaded.
+find_program(HTR_CLANGXX NAMES clang++ clang++-14)
+set(symfix_clang ${CMAKE_CURRENT_BINARY_DIR}/libsymfix-clang.so)
+if(HTR_CLANGXX)
+  add_custom_command(OUTPUT ${symfix_clang}
+    COMMAND ${HTR_CLANGXX} -O2 -g -fPIC -shared -Wl,-Bsymbolic -Wno-unknown-attributes
+            -I${CMAKE_SOURCE_DIR}/tests/unit/fixtures/symbols
+            ${CMAKE_SOURCE_DIR}/tests/unit/fixtures/symbols/symfix.cpp -o ${symfix_clang}
+    DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/fixtures/symbols/symfix.cpp
+            ${CMAKE_SOURCE_DIR}/tests/unit/fixtures/symbols/symfix.h
+    COMMENT "Building the symfix fixture with clang")
+  add_custom_target(symfix_clang DEPENDS ${symfix_clang})
+  add_dependencies(test_symbols symfix_clang)
+  target_compile_definitions(test_symbols PRIVATE SYMFIX_CLANG_FILE="${symfix_clang}")
+else()
+  message(STATUS "clang++ not found: the clang case of test_symbols is skipped")
+endif()
+
 target_include_directories(test_symbols PRIVATE ${CMAKE_SOURCE_DIR}/tests/unit/fixtures/symbols)
 target_link_libraries(test_symbols PRIVATE symfix)
 target_compile_definitions(test_symbols PRIVATE

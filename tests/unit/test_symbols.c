@@ -529,6 +529,54 @@ static void test_dwz(void)
 #endif
 }
 
+/* The fixture built by clang (no .debug_aranges, linked -Bsymbolic), loaded now; its cases
+ * write their sites into its own symfix_last. */
+static void test_clang(void)
+{
+#ifdef SYMFIX_CLANG_FILE
+    void *h = dlopen(SYMFIX_CLANG_FILE, RTLD_NOW | RTLD_LOCAL);
+    CHECK(h != NULL);
+    if (!h)
+        return;
+    unsigned long (*template_case)(void) =
+        (unsigned long (*)(void))dlsym(h, "symfix_template_case");
+    int (*inline_case)(int *, int *) = (int (*)(int *, int *))dlsym(h, "symfix_inline_case");
+    symfix_site *last = (symfix_site *)dlsym(h, "symfix_last");
+    CHECK(template_case && inline_case && last && last != &symfix_last);
+    if (!template_case || !inline_case || !last)
+        return;
+    template_case();
+    symfix_site grow = *last;
+    int v = 4, call_line = 0;
+    inline_case(&v, &call_line);
+    symfix_site inl = *last;
+
+    htri_symtab *st = htri_symtab_open();
+    CHECK(htri_symtab_add_self(st) > 0);
+    htri_frame f[8];
+    int n = htri_symtab_resolve_pc(st, grow.pc, 1, f, 8);
+    CHECK_EQ_U(n, 1);
+    CHECK_STR(f[0].function, "ns::Widget<int>::grow(unsigned long)");
+    CHECK_EQ_U(f[0].line, grow.line);
+    CHECK(ends_with(f[0].module, "/libsymfix-clang.so"));
+    n = htri_symtab_resolve_pc(st, inl.pc, 1, f, 8);
+    CHECK_EQ_U(n, 2);
+    if (n == 2) {
+        /* clang gives internal functions a linkage name, so the parameters show */
+        CHECK_STR(f[0].function, "ns::push_edge(int*)");
+        CHECK_EQ_U(f[0].line, inl.line);
+        CHECK_EQ_U(f[0].inlined, 1);
+        CHECK_STR(f[1].function, "symfix_inline_case");
+        CHECK_EQ_U(f[1].line, call_line);
+        CHECK(ends_with(f[1].file, "/fixtures/symbols/symfix.cpp"));
+    }
+    htri_symtab_close(st);
+    dlclose(h);
+#else
+    fprintf(stderr, "note: clang++ not installed, the clang case is skipped\n");
+#endif
+}
+
 static void test_format_and_demangle(void)
 {
     char buf[64];
@@ -571,6 +619,7 @@ int main(int argc, char **argv)
     test_no_dwarf();
     test_debuglink();
     test_dwz();
+    test_clang();
     test_oom(exe);
     test_find_module();
     test_format_and_demangle();
