@@ -307,7 +307,8 @@ static int dwarf_index_fill(htri_symtab *st, Dwarf_Die *cudie, dwarf_cu_index *i
         while (d >= 0 && dwarf_siblingof(&stack[d].die, &stack[d].die) != 0)
             d--;
     }
-    qsort(ix->ivs, ix->n_ivs, sizeof *ix->ivs, dwarf_cmp_interval);
+    if (ix->n_ivs)
+        qsort(ix->ivs, ix->n_ivs, sizeof *ix->ivs, dwarf_cmp_interval);
     /* enclosing intervals: a stack sweep over the sorted (laminar) family */
     int32_t *open = htri_symbols_realloc(st, NULL, (ix->n_ivs ? ix->n_ivs : 1) * sizeof *open);
     if (!open) {
@@ -458,7 +459,8 @@ static int dwarf_cus_build(htri_symtab *st, symbols_module *m)
             cus[n++] = (symbols_cu_range){ lo, hi, cudie };
         }
     }
-    qsort(cus, n, sizeof *cus, dwarf_cmp_cu);
+    if (n)
+        qsort(cus, n, sizeof *cus, dwarf_cmp_cu);
     m->cus = cus;
     m->n_cus = n;
     m->cus_built = true;
