@@ -374,7 +374,8 @@ int htri_unwind_cached_walk(const struct htri_unwind_regs *regs, uintptr_t *pcs,
             old = NULL;
     }
     const bool same_stack = old && old->stack_hi == stack.hi;
-    uint32_t n_memo = 0; /* frames written to `memo`, consecutively from 0 */
+    const int memo_limit = memo ? CACHED_MEMO_FRAMES : 0;
+    uint32_t n_memo = 0; /* frames written to `memo`, consecutively from 0 (= k while k fits) */
     uint32_t j = 0;      /* the memo frame we follow (when following), or the sp cursor */
     int shift = 0;       /* j - k at the last match */
     bool following = false;
@@ -403,7 +404,7 @@ int htri_unwind_cached_walk(const struct htri_unwind_regs *regs, uintptr_t *pcs,
             rule = old->frames[j].rule;
         else
             rule = cached_rule(pc, epoch_bits);
-        if (memo && n_memo == (uint32_t)k && k < CACHED_MEMO_FRAMES) {
+        if (k < memo_limit) {
             memo->frames[k] = (struct cached_memo_frame){ pc, sp, bp, rule };
             n_memo++;
         }
@@ -453,7 +454,7 @@ int htri_unwind_cached_walk(const struct htri_unwind_regs *regs, uintptr_t *pcs,
          * stack when recorded, and lie above the matched sp, so they need no check. */
         for (const struct cached_memo_frame *f = &old->frames[j],
                                             *last = &old->frames[old->n - 1];;) {
-            if (memo && n_memo == (uint32_t)k && k < CACHED_MEMO_FRAMES) {
+            if (k < memo_limit) {
                 memo->frames[k] = *f;
                 n_memo++;
             }
