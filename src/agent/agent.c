@@ -1119,7 +1119,8 @@ static uint64_t agent_sum(int which)
 
 void htri_agent_note_exit_status(int status)
 {
-    if (!g_agent.exit_status_known) {
+    /* A vfork child shares our memory: its exit status is not ours. */
+    if (!g_agent.exit_status_known && htri_os_getpid() == g_agent.pid) {
         g_agent.exit_status = status;
         g_agent.exit_status_known = 1;
     }
@@ -1174,6 +1175,11 @@ static void agent_finish_common(int how, int status, long spin_bound, int keep_o
     agent_spin_unlock(&g_agent.wlock);
 }
 
+int htri_agent_own_process(void)
+{
+    return htri_os_getpid() == g_agent.pid;
+}
+
 void htri_agent_stop_writer(void)
 {
     if (!g_agent.writer_running || htri_os_getpid() != g_agent.pid)
@@ -1187,6 +1193,8 @@ void htri_agent_stop_writer(void)
 
 void htri_agent_finish(int how, int status)
 {
+    if (htri_os_getpid() != g_agent.pid)
+        return;  /* vfork child: the writer and the file are the parent's */
     if (how == HTRI_END_EXIT && g_agent.exit_status_known)
         status = g_agent.exit_status;
     atomic_store(&g_agent.writer_stop, 1);

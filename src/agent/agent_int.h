@@ -57,6 +57,8 @@ void htri_agent_finish(int how, int status);   /* final flush + END + close; ide
 /* Stops the writer thread and waits for it (exit path: before the leak scan stops the
  * world, so that no thread of ours is left to stop). The final flush then runs inline. */
 void htri_agent_stop_writer(void);
+/* 0 in a vfork child (it shares our memory, our thread's TLS included: touch nothing). */
+int htri_agent_own_process(void);
 void htri_agent_before_exec(void);             /* flush + END how=exec */
 void htri_agent_exec_failed(void);
 void htri_agent_modules_changed(void);         /* after dlclose */

@@ -823,9 +823,11 @@ HTRI_EXPORT void _exit(int status)
 {
     if (hooks_enter() || !g_hooks.exit_)
         syscall(SYS_exit_group, status);
-    htri_agent_guard++;
-    htri_agent_note_exit_status(status);
-    htri_agent_finish(HTRI_END_EXIT, status);
+    if (htri_agent_own_process()) {
+        htri_agent_guard++;
+        htri_agent_note_exit_status(status);
+        htri_agent_finish(HTRI_END_EXIT, status);
+    }
     g_hooks.exit_(status);
 }
 
@@ -833,9 +835,11 @@ HTRI_EXPORT void _Exit(int status)
 {
     if (hooks_enter() || !g_hooks.exit_upper)
         syscall(SYS_exit_group, status);
-    htri_agent_guard++;
-    htri_agent_note_exit_status(status);
-    htri_agent_finish(HTRI_END_EXIT, status);
+    if (htri_agent_own_process()) {
+        htri_agent_guard++;
+        htri_agent_note_exit_status(status);
+        htri_agent_finish(HTRI_END_EXIT, status);
+    }
     g_hooks.exit_upper(status);
 }
 
