@@ -46,6 +46,8 @@ typedef struct analyze_pass {
     analyze_caps caps;            /* capacities of the model's growing arrays */
     size_t last_thread;           /* the thread asked last is asked again most of the time */
     size_t n_defined;             /* stack nodes defined so far */
+    uint32_t *tid_slots;          /* thread index + 1 by tid hash, 0 empty */
+    size_t tid_cap;
     char *err;
     size_t err_cap;
     /* the leak check being read: its groups move to the model at its LEAK_END */
@@ -176,13 +178,35 @@ static htri_thread_info *analyze_thread(analyze_pass *ps, uint32_t tid, uint64_t
     size_t last = ps->last_thread;
     if (last < m->n_threads && m->threads[last].tid == tid)
         return &m->threads[last];
-    /* threads are few: a scan is cheaper than a table for them */
-    for (size_t i = 0; i < m->n_threads; i++)
-        if (m->threads[i].tid == tid)
-            return &m->threads[ps->last_thread = i];
+    /* tid -> index + 1 in an open-addressing table: programs may start many threads */
+    size_t mask = ps->tid_cap - 1, i;
+    if (ps->tid_cap) {
+        for (i = htri_hash64(tid) & mask; ps->tid_slots[i]; i = (i + 1) & mask)
+            if (m->threads[ps->tid_slots[i] - 1].tid == tid)
+                return &m->threads[ps->last_thread = ps->tid_slots[i] - 1];
+    }
+    if ((m->n_threads + 1) * 2 > ps->tid_cap) {
+        size_t cap = ps->tid_cap ? ps->tid_cap * 2 : 64;
+        uint32_t *slots = calloc(cap, sizeof *slots);
+        if (!slots)
+            return NULL;
+        for (size_t k = 0; k < m->n_threads; k++) {
+            size_t j = htri_hash64(m->threads[k].tid) & (cap - 1);
+            while (slots[j])
+                j = (j + 1) & (cap - 1);
+            slots[j] = (uint32_t)k + 1;
+        }
+        free(ps->tid_slots);
+        ps->tid_slots = slots;
+        ps->tid_cap = cap;
+        mask = cap - 1;
+    }
     if (analyze_reserve((void **)&m->threads, &ps->caps.threads, m->n_threads + 1,
                         sizeof *m->threads) < 0)
         return NULL;
+    for (i = htri_hash64(tid) & mask; ps->tid_slots[i]; i = (i + 1) & mask)
+        ;
+    ps->tid_slots[i] = (uint32_t)m->n_threads + 1;
     htri_thread_info *th = &m->threads[m->n_threads];
     memset(th, 0, sizeof *th);
     th->tid = tid;
@@ -794,6 +818,7 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
     free(ps.regions);
     free(ps.point_touched);
     free(ps.pending);
+    free(ps.tid_slots);
     *out = m;
     return 0;
 fail:
@@ -801,6 +826,7 @@ fail:
     free(ps.regions);
     free(ps.point_touched);
     free(ps.pending);
+    free(ps.tid_slots);
     htri_model_free(m);
     return rc;
 }
