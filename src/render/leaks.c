@@ -125,6 +125,12 @@ static int leaks_order_qsort(const void *va, const void *vb)
     return a->family < b->family ? -1 : a->family > b->family;
 }
 
+static int leaks_is_below_main(const char *fn)
+{
+    return !strcmp(fn, "__libc_start_main") || !strcmp(fn, "__libc_start_main_impl") ||
+           !strcmp(fn, "__libc_start_call_main") || !strcmp(fn, "generic_start_main");
+}
+
 /* The frames of a record, as memcheck's stack: the allocation function, then the program's
  * frames with inlined calls expanded, at most num_callers in all. pcs[i] goes with each. */
 typedef struct leaks_frames {
@@ -157,13 +163,22 @@ static void leaks_collect(const htri_leaks_stacks *st, const leaks_record *r, in
             fr[0].module_offset = pcs[i];
             nf = 1;
         }
-        for (int k = 0; k < nf && f->n < max; k++) {
+        int below_main = 0;
+        for (int k = 0; k < nf && f->n < max && !below_main; k++) {
+            /* valgrind's --show-below-main=no: the stack ends at main; glibc's start-up
+             * frames, if main itself is not seen, show as "(below main)" */
+            const char *fn = fr[k].function;
+            if (fn && (!strcmp(fn, "main") || leaks_is_below_main(fn))) {
+                below_main = 1;
+                if (strcmp(fn, "main")) fr[k].function = "(below main)";
+            }
             f->frame[f->n] = fr[k];
             f->pc[f->n] = pcs[i];
             f->supp[f->n] = (htri_supp_frame){ fr[k].function, NULL, fr[k].module, fr[k].file,
                                                fr[k].line };
             f->n++;
         }
+        if (below_main) break;
     }
 }
 
