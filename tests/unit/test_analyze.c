@@ -232,6 +232,39 @@ static void test_leak_only(void)
     free(e.buf);
 }
 
+/* A node's pc belongs to the module mapped there when the node appeared: after a dlclose
+ * and a new library at the same addresses, new nodes name the new one. */
+static void test_module_lifetime(void)
+{
+    enc e;
+    enc_file(&e, 1, 0);
+    enc_begin(&e, HTRI_FRAME_META, 0, 0);
+    enc_module(&e, 7, 0x10000, 0x10000, 0x20000, "", "/lib/liba.so", 0);
+    enc_module(&e, 8, 0x0, 0x400000, 0x500000, "", "/bin/prog", 0);
+    enc_node(&e, 1, 0, 0x401000);
+    enc_node(&e, 2, 1, 0x11000);
+    enc_tag(&e, HTRI_REC_MODULE_UNLOAD);
+    enc_u(&e, 7);
+    enc_u(&e, 5);
+    enc_module(&e, 9, 0x10000, 0x10000, 0x20000, "", "/lib/libb.so", 6);
+    enc_node(&e, 3, 1, 0x11000);
+    enc_node(&e, 4, 1, 0x90000);      /* in no module */
+    enc_end(&e);
+    htri_model *m = analyze_buf(&e, NULL);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK_EQ_U(m->n_modules, 3);
+        CHECK_STR(m->modules[m->nodes[1].module].path, "/bin/prog");
+        CHECK_STR(m->modules[m->nodes[2].module].path, "/lib/liba.so");
+        CHECK_STR(m->modules[m->nodes[3].module].path, "/lib/libb.so");
+        CHECK_EQ_U((uint64_t)(int64_t)m->nodes[4].module, (uint64_t)(int64_t)-1);
+        CHECK(m->modules[0].unloaded);
+        CHECK_EQ_U(m->modules[0].t_unload, 5);
+        htri_model_free(m);
+    }
+    free(e.buf);
+}
+
 static void test_durations(void)
 {
     uint64_t ns = 0;
@@ -259,6 +292,7 @@ int main(void)
     test_peak_exact();
     test_leak_checks();
     test_leak_only();
+    test_module_lifetime();
     test_durations();
     return CHECK_DONE();
 }
