@@ -288,6 +288,20 @@ def case_e2e_fork(a):
     check(len(pids) == 2, "one summary per process: %r" % text)
 
 
+def case_e2e_exec(a):
+    need_agent(a)
+    prog = os.path.join(a.progs, "htr-cli-e2e-c")
+    cmd = "%s; true" % prog       # the shell forks, the child execs prog
+    rc, out, err, trace = run_traced(a, "/bin/sh", ["-c", cmd], opts=["--trace-children"])
+    s = all_summaries(err)
+    check(rc == 0 and len(s) == 2, "--trace-children: the shell and the exec'd program: %r" % err)
+    check(("1,000", "1", "1,112", "1,111", "76,600") in s, "exec'd program's summary %r" % s)
+    rc, out, err, trace = run_traced(a, "/bin/sh", ["-c", cmd])
+    s = all_summaries(err)
+    check(len(s) == 1 and ("1,000", "1", "1,112", "1,111", "76,600") not in s,
+          "without --trace-children only the shell: %r" % s)
+
+
 def case_e2e_signal(a):
     need_agent(a)
     import signal
