@@ -3,7 +3,7 @@
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 pkgs=(cmake make gcc g++ pkg-config libunwind-dev libdw-dev libelf-dev libzstd-dev
-      liblua5.4-dev libsqlite3-dev python3)
+      libc6-dbg liblua5.4-dev libsqlite3-dev python3)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
