@@ -355,6 +355,8 @@ def main():
     ap.add_argument("case")
     a = ap.parse_args()
     a.work = os.path.abspath(a.work)
+    if a.progs:
+        a.progs = os.path.abspath(a.progs)   # the programs run from the work directory
     os.makedirs(a.work, exist_ok=True)
     rc = subprocess.run([a.mktrace, a.work]).returncode
     if rc != 0:
