@@ -192,6 +192,19 @@ static long agent_atol(const char *s, int *ok)
     return v * sign;
 }
 
+/* HEAPTRAIL_OPTIONS, read once from `environ` at init: `;`-separated key=value, later keys
+ * win (exec with trace_children appends main_pid=-1 this way).
+ *   out=PATH          trace of the process whose pid is main_pid (or of the first process
+ *                     when main_pid is absent); others: heaptrail.PROG.PID[.N].htr in the
+ *                     directory of out, else the cwd (created with O_EXCL, never clobbered)
+ *   main_pid=N        see out
+ *   unwind=dwarf|cached|fp   stack engine (default dwarf)
+ *   depth=N           frames per stack, 0..HTR_MAX_DEPTH (default HTR_DEFAULT_DEPTH)
+ *   trace_children=0|1  keep LD_PRELOAD for exec'd children (default 0: stripped at init)
+ *   session=PATH      one "PID\tTRACEPATH\n" line appended per trace file created
+ *   freeres=0|1       call __libc_freeres / __gnu_cxx::__freeres at exit (default 1)
+ *   record=full|none  none: tables and counters only, no events (leak-check-only runs)
+ * Unknown keys and values: one warning line each, otherwise ignored. */
 static void agent_parse_option(const char *key, size_t klen, const char *val)
 {
     int ok;
