@@ -101,6 +101,7 @@ trace_of() {
         native) echo "" ;;
         heaptrack) echo "$TRACES/$1-heaptrack.zst" ;;
         heaptrail) echo "$TRACES/$1.htr" ;;
+        heaptrail-cached) echo "$TRACES/$1-cached.htr" ;;
     esac
 }
 # Full command line of a configuration, one word per line.
@@ -115,6 +116,12 @@ cmd_of() {
             [ -n "$HTR_OPTS" ] && printf '%s\n' $HTR_OPTS
             printf '%s\n' --
             prog_cmd "$p" "$cfg" ;;
+        heaptrail-cached)
+            printf '%s\n' "${CAP[@]}" "$HTRAIL" run -o "$(trace_of "$p" "$cfg")" --unwind=cached
+            # shellcheck disable=SC2086
+            [ -n "$HTR_OPTS" ] && printf '%s\n' $HTR_OPTS
+            printf '%s\n' --
+            prog_cmd "$p" "$cfg" ;;
     esac
 }
 show_cmd() {   # the command as a shell line, with env and stdin, for the results
@@ -125,11 +132,15 @@ show_cmd() {   # the command as a shell line, with env and stdin, for the result
     echo "$env${c[*]}$([ "$in" != /dev/null ] && echo " < $in")"
 }
 
-CONFIGS="native heaptrail heaptrack"
-declare -A AVAIL=([native]=1 [heaptrail]=0 [heaptrack]=0)
+# heaptrail runs with its default unwinder (DWARF) and with --unwind=cached.
+CONFIGS="native heaptrail heaptrail-cached heaptrack"
+declare -A AVAIL=([native]=1 [heaptrail]=0 [heaptrail-cached]=0 [heaptrack]=0)
 [ -x "$HTRAIL" ] && AVAIL[heaptrail]=1
+[ -x "$HTRAIL" ] && "$HTRAIL" run -o "$TRACES/probe.htr" --unwind=cached -- /bin/true >/dev/null 2>&1 &&
+    AVAIL[heaptrail-cached]=1
+rm -f "$TRACES/probe.htr"
 command -v heaptrack >/dev/null && AVAIL[heaptrack]=1
-declare -A TIMES RSS FAILED EXPECT NRUNS SLOW
+declare -A TIMES RSS CPU FRSS FAILED EXPECT NRUNS SLOW
 
 # Run one configuration once: wall time, max RSS, exit status, output compared with native's.
 run_one() {
@@ -139,7 +150,7 @@ run_one() {
     [ -n "$trace" ] && rm -f "$trace"
     rm -f "$OUT/sqlite-$cfg.db" "$OUT/$p-$cfg.s"
     t0=$EPOCHREALTIME
-    PYTHONMALLOC=malloc $TIME -f %M -o "$LOGS/$p-$cfg.rss" "${cmd[@]}" \
+    PYTHONMALLOC=malloc $TIME -f '%M %U %S' -o "$LOGS/$p-$cfg.rss" "${cmd[@]}" \
         <"$(stdin_of "$p")" >"$LOGS/$p-$cfg.out" 2>"$LOGS/$p-$cfg.err"
     rc=$?
     t1=$EPOCHREALTIME
@@ -148,18 +159,21 @@ run_one() {
         cc1|cc1real) got=$(md5sum <"$OUT/$p-$cfg.s" 2>/dev/null | cut -c1-32) ;;
         *) got=$(grep -E '^[0-9|]+$' "$LOGS/$p-$cfg.out" | tail -n 1) ;;
     esac
-    local secs
+    local secs rss cpu
     secs=$(elapsed "$t0" "$t1")
+    rss=$(tail -n 1 "$LOGS/$p-$cfg.rss" | cut -d' ' -f1)
+    cpu=$(tail -n 1 "$LOGS/$p-$cfg.rss" | awk '{ printf "%.2f", $2 + $3 }')
     if [ $rc != 0 ]; then
         FAILED[$p.$cfg]="exit $rc after $secs s$([ $rc = 124 ] && echo ", timeout ${TIME_CAP}s")"
+        FRSS[$p.$cfg]=$rss
         cp "$LOGS/$p-$cfg.err" "$LOGS/$p-$cfg.failed.err"
     elif [ "$cfg" = native ]; then
         EXPECT[$p]=$got
-        TIMES[$p.$cfg]+=" $secs"; RSS[$p.$cfg]+=" $(tail -n 1 "$LOGS/$p-$cfg.rss")"
+        TIMES[$p.$cfg]+=" $secs"; RSS[$p.$cfg]+=" $rss"; CPU[$p.$cfg]+=" $cpu"
     elif [ "$got" != "${EXPECT[$p]:-}" ]; then
         FAILED[$p.$cfg]="output '$got' differs from native's '${EXPECT[$p]:-}'"
     else
-        TIMES[$p.$cfg]+=" $secs"; RSS[$p.$cfg]+=" $(tail -n 1 "$LOGS/$p-$cfg.rss")"
+        TIMES[$p.$cfg]+=" $secs"; RSS[$p.$cfg]+=" $rss"; CPU[$p.$cfg]+=" $cpu"
     fi
     awk -v s="$secs" 'BEGIN { exit !(s > 60) }' && SLOW[$p.$cfg]=1
     return 0
@@ -230,29 +244,32 @@ size_of() { local f; f=$(trace_of "$1" "$2"); [ -n "$f" ] && [ -f "$f" ] && stat
     echo
     for p in $PROGRAMS; do echo "- **$p**: ${DESC[$p]}; calls to allocation functions (bench/alloc_count.so): ${NALLOC[$p]}."; done
     echo
-    echo "| program | tool | runs | wall median (s) | x native | heaptrail / heaptrack | max RSS (MiB) | RSS x native | trace size | analysis (s) |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| program | tool | runs | wall median (s) | x native | heaptrail / heaptrack | CPU median (s) | CPU x native | max RSS (MiB) | RSS x native | trace size | analysis (s) |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for p in $PROGRAMS; do
         t_nat=$(cell "$p" native); t_ht=$(cell "$p" heaptrack)
-        r_nat=$(median ${RSS[$p.native]:-})
+        r_nat=$(median ${RSS[$p.native]:-}); c_nat=$(median ${CPU[$p.native]:-})
         for cfg in $CONFIGS; do
             t=$(cell "$p" "$cfg")
-            rss=$(median ${RSS[$p.$cfg]:-})
+            rss=$(median ${RSS[$p.$cfg]:-}); cpu=$(median ${CPU[$p.$cfg]:-})
+            # A failed run still had a max RSS: show it, it is often why it failed.
+            [ "$rss" = n/a ] && [ -n "${FRSS[$p.$cfg]:-}" ] && rss=${FRSS[$p.$cfg]}
             sz=$(size_of "$p" "$cfg")
             an=""
             case $cfg in
                 heaptrail) an=${ATIME[$p.report]:-}; [ -n "${AFAIL[$p.report]:-}" ] && an="FAIL (${AFAIL[$p.report]}) after $an" ;;
                 heaptrack) an=${ATIME[$p.heaptrack_print]:-}; [ -n "${AFAIL[$p.heaptrack_print]:-}" ] && an="FAIL (${AFAIL[$p.heaptrack_print]}) after $an" ;;
             esac
-            vs=""; [ "$cfg" = heaptrail ] && vs=$(ratio "$t" "$t_ht")
-            echo "| $p | $cfg | ${NRUNS[$p.$cfg]:-0} | $t | $(ratio "$t" "$t_nat") | $vs |" \
+            vs=""; case $cfg in heaptrail*) vs=$(ratio "$t" "$t_ht") ;; esac
+            echo "| $p | $cfg | ${NRUNS[$p.$cfg]:-0} | $t | $(ratio "$t" "$t_nat") | $vs | $cpu | $(ratio "$cpu" "$c_nat") |" \
                  "$(awk -v k="$rss" 'BEGIN { if (k ~ /^[0-9.]+$/) printf "%.1f", k / 1024; else print "n/a" }') |" \
                  "$(ratio "$rss" "$r_nat") | $([ -n "$sz" ] && human "$sz") | $an |"
         done
     done
     echo
     echo "Analysis: \`heaptrail report TRACE\` on the heaptrail row, \`heaptrack_print TRACE\` on the heaptrack row,"
-    echo "output to a file, one run each.  Max RSS: largest single process of the run (/usr/bin/time %M)."
+    echo "output to a file, one run each.  Max RSS: largest single process of the run (/usr/bin/time %M;"
+    echo "for a failed run, that run's).  CPU: user+sys of the run and its waited-for children."
     echo
     echo "### Commands"
     echo
@@ -264,15 +281,15 @@ size_of() { local f; f=$(trace_of "$1" "$2"); [ -n "$f" ] && [ -f "$f" ] && stat
     done
     echo '```'
     for p in $PROGRAMS; do
-        for cfg in heaptrail heaptrack; do
+        for cfg in heaptrail heaptrail-cached heaptrack; do
             f=$LOGS/$p-$cfg.err
             [ -f "$LOGS/$p-$cfg.failed.err" ] && f=$LOGS/$p-$cfg.failed.err
             [ -f "$f" ] || continue
             if [ -n "${FAILED[$p.$cfg]:-}" ]; then
                 echo; echo "FAIL $p / $cfg: ${FAILED[$p.$cfg]}; last lines of stderr ($f):"
                 echo '```'; tail -n 12 "$f"; echo '```'
-            elif [ "$cfg" = heaptrail ] && grep -q 'total heap usage' "$f"; then
-                echo; echo "heaptrail's own summary for $p:$(grep -m1 'total heap usage' "$f" | sed 's/^==[0-9]*==//' | tr -s ' ')"
+            elif [ "$cfg" != heaptrack ] && grep -q 'total heap usage' "$f"; then
+                echo; echo "$cfg's own summary for $p:$(grep -m1 'total heap usage' "$f" | sed 's/^==[0-9]*==//' | tr -s ' ')"
             elif [ "$cfg" = heaptrack ] && grep -q 'allocations:' "$f"; then
                 echo; echo "heaptrack's own summary for $p: $(grep -E 'allocations:' "$f" | tr -s ' \t' ' ' | paste -sd';')"
             fi
