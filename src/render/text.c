@@ -61,6 +61,17 @@ static void text_summary(text_ctx *c, const htri_render_opts *o)
     fprintf(c->out, "program: %s, pid %u%s, ran %s, %s\n", exe ? exe->value : "(unknown)",
             m->header.pid, m->forked ? " (forked child)" : "",
             htri_render_duration(a, sizeof a, m->duration_ns), htri_render_end(e, sizeof e, m));
+    const htri_info *cmd = htri_model_info(m, "cmdline");
+    if (cmd && cmd->value_len) {
+        /* NUL-separated arguments, shown space-separated as valgrind's "Command:" line */
+        fputs("command:", c->out);
+        for (size_t i = 0; i < cmd->value_len;) {
+            size_t n = strnlen(cmd->value + i, cmd->value_len - i);
+            fprintf(c->out, " %.*s", (int)n, cmd->value + i);
+            i += n + 1;
+        }
+        fputc('\n', c->out);
+    }
     if (m->cut.status)
         fprintf(c->out, "warning: trace cut at byte %llu (%s): analysed up to there\n",
                 (unsigned long long)m->cut.offset, m->cut.why);
