@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@ extern char *program_invocation_short_name;
 #define AGENT_THREADS_PER_SLAB 64
 #define AGENT_MMAP_SLOTS 4096
 #define AGENT_SIGNAL_SPINS 2000000     /* bounded lock attempts from a fatal-signal handler */
+#define AGENT_FD_MIN 900               /* our descriptors live at or above this */
 
 /*  A thread's event buffer; its data is one EVENTS frame in the making.
  *   +------+-----+-----------+--------+--------+------+---------+------------------------+
@@ -104,6 +106,8 @@ static struct {
     htri_recbuf extra;             /* leak/error records from other parts, after NODES */
     int file_state;
     int fd;
+    dev_t fd_dev;                  /* identity of the trace file, to notice a program that */
+    ino_t fd_ino;                  /* closed our descriptor and reused the number */
     char path[AGENT_PATH_MAX];
     int file_wanted;               /* parent: after the constructor; child: after 1st event */
     pthread_t writer;
@@ -875,6 +879,17 @@ static int agent_open_file(void)
         htri_agent_stop(why);
         return -1;
     }
+    /* Out of the way of programs that close or reuse low descriptors. */
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, AGENT_FD_MIN);
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == 0) {
+        g_agent.fd_dev = st.st_dev;
+        g_agent.fd_ino = st.st_ino;
+    }
     g_agent.fd = fd;
     g_agent.file_state = AGENT_FILE_OPEN;
     htri_file_header h = {
@@ -984,6 +999,13 @@ static void agent_writer_pass(int final, long spin_bound)
     }
     if (g_agent.file_state != AGENT_FILE_OPEN)
         return;
+    struct stat st;
+    if (fstat(g_agent.fd, &st) != 0 || st.st_dev != g_agent.fd_dev || st.st_ino != g_agent.fd_ino) {
+        g_agent.file_state = AGENT_FILE_FAILED;
+        g_agent.fd = -1;
+        htri_agent_stop("the program closed the trace file's descriptor");
+        return;
+    }
 
     /* Threads ending: noted before grabbing the queue, which then holds their last buffer. */
     agent_thread *ending[64];
