@@ -20,3 +20,12 @@ human() { awk -v b="$1" 'BEGIN { if (b == "") { print "n/a"; exit }
     if (b >= 1048576) printf "%.1f MiB\n", b / 1048576; else if (b >= 1024) printf "%.1f KiB\n", b / 1024;
     else printf "%d B\n", b }'; }
 
+# The commit the tree is at, and whether src/ has uncommitted changes (a build tree is built
+# from the working tree, so results must say which code they measured).
+git_rev() {
+    local rev dirty
+    rev=$(git -C "$SRC_DIR" rev-parse --short HEAD 2>/dev/null) || { echo "not a git tree"; return; }
+    dirty=$(git -C "$SRC_DIR" status --porcelain -- src include 2>/dev/null | wc -l)
+    if [ "$dirty" -gt 0 ]; then echo "commit $rev + $dirty uncommitted file(s) in src/ include/"
+    else echo "commit $rev, src/ and include/ clean"; fi
+}

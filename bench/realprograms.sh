@@ -240,6 +240,7 @@ size_of() { local f; f=$(trace_of "$1" "$2"); [ -n "$f" ] && [ -f "$f" ] && stat
     echo "### Real programs: wall time, median of up to $REPS interleaved runs"
     echo
     echo "Started $DATE_BEFORE (load $LOAD_BEFORE), finished $DATE_AFTER (load $LOAD_AFTER); $(nproc) CPUs."
+    echo "Source: $(git_rev); heaptrail binary built $(stat -c %y "$HTRAIL" 2>/dev/null | cut -d. -f1 || echo never)."
     echo "Traced runs capped with \`${CAP[*]}\`.${HTR_OPTS:+ heaptrail options: \`$HTR_OPTS\`.}"
     echo
     for p in $PROGRAMS; do echo "- **$p**: ${DESC[$p]}; calls to allocation functions (bench/alloc_count.so): ${NALLOC[$p]}."; done

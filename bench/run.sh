@@ -224,6 +224,7 @@ trace_size() {  # bytes of the trace the last repetition left, or empty
     echo "### Overhead: wall time, median of $REPS interleaved runs"
     echo
     echo "Started $DATE_BEFORE (load $LOAD_BEFORE), finished $DATE_AFTER (load $LOAD_AFTER);"
+    echo "Source: $(git_rev); heaptrail binary built $(stat -c %y "$HTRAIL" 2>/dev/null | cut -d. -f1 || echo never)."
     echo "$(nproc) CPUs; $(uname -sr); $("$CC" --version | head -n 1)."
     echo "Workloads: \`churn $CHURN_N\` (2 threads, random malloc/free, sizes 16..4096)," \
          "\`deep $DEEP_N\` (1 thread, every malloc 30 frames deep)."
