@@ -1326,7 +1326,10 @@ static void agent_fork_child(void)
     g_agent.ppid = parent;
     g_agent.parent_pid = parent;
     g_agent.forked = 1;
-    g_agent.fork_t = htri_agent_now();
+    /* The child's file has its own time line, starting at the fork. */
+    g_agent.start_mono = htri_os_now_ns();
+    g_agent.start_real = htri_os_realtime_ns();
+    g_agent.fork_t = 0;
     g_agent.fork_allocs = agent_sum(0);
     g_agent.fork_frees = agent_sum(1);
     g_agent.fork_bytes = agent_sum(2);
