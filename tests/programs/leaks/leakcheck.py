@@ -10,6 +10,9 @@ or  memcheck: All heap blocks were freed -- no leaks are possible
 and, where memcheck's answer is an artifact of its own world, a `heaptrail LEAK SUMMARY:`
 block that heaptrail may give instead (memcheck's answer is accepted from it too).
 
+With --tool compare and a command line after `--`, runs a real program under both tools and
+requires the same "definitely lost" line (the issue's rule for real programs).
+
 Exit status: 0 pass, 1 mismatch, 77 skipped (heaptrail printed no leak summary yet)."""
 import argparse
 import re
@@ -72,15 +75,52 @@ def show(s):
                      for k in KINDS)
 
 
+def run_summary(cmd, cwd):
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              timeout=900, cwd=cwd)
+    except subprocess.TimeoutExpired:
+        return None, f"{' '.join(cmd)}: timed out"
+    out = proc.stdout.decode("utf-8", "replace")
+    return summary(out), out
+
+
+def compare(args, prog_args):
+    """Real programs: run under both tools; definitely lost must agree (the issue's rule),
+    the other lines are shown."""
+    mc, mc_out = run_summary([args.valgrind, "--leak-check=full", "--error-exitcode=0"] +
+                             prog_args, args.workdir)
+    ht, ht_out = run_summary([args.heaptrail, "run", "--"] + prog_args, args.workdir)
+    print(f"memcheck:\n{show(mc)}\nheaptrail:\n{show(ht)}")
+    if mc is None:
+        print(mc_out[-3000:])
+        print("FAIL: no summary from memcheck")
+        return 1
+    if ht is None:
+        print(ht_out[-3000:])
+        print("SKIP: heaptrail printed no LEAK SUMMARY")
+        return 77
+    mdef = (0, 0) if mc == NO_LEAKS else mc["definitely lost"]
+    hdef = (0, 0) if ht == NO_LEAKS else ht["definitely lost"]
+    if mdef != hdef:
+        print("FAIL: definitely lost differs")
+        return 1
+    print("ok: definitely lost agrees")
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tool", choices=("memcheck", "heaptrail"), required=True)
-    ap.add_argument("--prog", required=True)
-    ap.add_argument("--source", required=True)
+    ap.add_argument("--tool", choices=("memcheck", "heaptrail", "compare"), required=True)
+    ap.add_argument("--prog")
+    ap.add_argument("--source")
     ap.add_argument("--valgrind", default="valgrind")
     ap.add_argument("--heaptrail", default="heaptrail")
     ap.add_argument("--workdir", default=".")
+    ap.add_argument("cmd", nargs="*", help="compare: the program and its arguments")
     args = ap.parse_args()
+    if args.tool == "compare":
+        return compare(args, args.cmd)
     want = expectations(args.source)
     if args.tool == "memcheck":
         cmd = [args.valgrind, "--leak-check=full", "--error-exitcode=0", args.prog]
