@@ -94,6 +94,13 @@ void htri_unwind_cached_modules_changed(void)
     atomic_store_explicit(&g_cached.changed, 1, memory_order_relaxed);
 }
 
+void htri_unwind_cached_after_fork(void)
+{
+    /* Only this thread exists in the child, and it is not inside a rebuild. */
+    atomic_flag_clear_explicit(&g_cached.rebuilding, memory_order_release);
+    atomic_store_explicit(&g_cached.changed, 1, memory_order_relaxed);
+}
+
 static const struct cached_snapshot *cached_current(void)
 {
     unsigned p = atomic_load_explicit(&g_cached.published, memory_order_acquire);

@@ -83,6 +83,11 @@ void htri_unwind_modules_changed(void)
     htri_unwind_cached_modules_changed();
 }
 
+void htri_unwind_after_fork(void)
+{
+    htri_unwind_cached_after_fork();
+}
+
 int htri_unwind_dwarf(uintptr_t ra, uintptr_t *pcs, int max, int skip)
 {
     void *raw[HTR_MAX_DEPTH + UNWIND_LEAD_MAX];

@@ -34,4 +34,9 @@ int htri_unwind_capture_with(htri_unwind_mode mode, uintptr_t *pcs, int max, int
  * cached per-module lookup is refreshed. Cheap; may be called often. */
 void htri_unwind_modules_changed(void);
 
+/* Call in the child right after fork(): a module-list rebuild that another thread of the
+ * parent was in the middle of will never finish there, so its claim is dropped (else the
+ * child's cached engine would fall back to libunwind for every new return address). */
+void htri_unwind_after_fork(void);
+
 #endif

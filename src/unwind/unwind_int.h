@@ -76,4 +76,7 @@ int htri_unwind_cached_walk(const struct htri_unwind_regs *regs, uintptr_t *pcs,
 /* Marks the module list stale (see htri_unwind_modules_changed). */
 void htri_unwind_cached_modules_changed(void);
 
+/* Drops a rebuild claim inherited through fork() (see htri_unwind_after_fork). */
+void htri_unwind_cached_after_fork(void);
+
 #endif

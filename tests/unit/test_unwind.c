@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "base/common.h"
 #include "check.h"
@@ -576,6 +577,25 @@ static void test_dlopen_cycle(void)
     check_chain("cached after dlclose", nofp_entry, "nofp_", HTRI_UNWIND_CACHED, TEST_MAXPCS, 0);
 }
 
+/* A forked child unwinds as its parent did (the agent calls htri_unwind_after_fork there). */
+static void test_fork(void)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        htri_unwind_after_fork();
+        uintptr_t ref[TEST_MAXPCS], got[TEST_MAXPCS];
+        int n_ref, n_got;
+        capture_pair(nofp_entry, HTRI_UNWIND_CACHED, ref, &n_ref, got, &n_got, TEST_MAXPCS, 0);
+        bool ok = chain_errors(got, n_got, 0, TEST_MAXPCS, "nofp_", TEST_NAMED) == 0 &&
+                  same_stack(got, n_got, ref, n_ref);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
     test_modes();
@@ -592,5 +612,6 @@ int main(void)
     test_signal_async();
     test_junk_rbp();
     test_dlopen_cycle();
+    test_fork();
     return CHECK_DONE();
 }
