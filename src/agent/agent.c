@@ -494,8 +494,11 @@ static inline agent_buf *agent_room(agent_thread *t, size_t need, int *handed)
         *handed = 1;
     }
     b = t->buf = agent_buf_get();
-    if (!b)
+    if (!b) {
+        atomic_fetch_add(&g_agent.dropped, 1);
+        htri_agent_stop("out of memory for event buffers");
         return NULL;
+    }
     b->tid = (uint32_t)t->tid;
     return b;
 }
