@@ -9,6 +9,8 @@
 enum { HTRI_CLI_OK = 0, HTRI_CLI_FAIL = 1, HTRI_CLI_USAGE = 2,
        HTRI_CLI_NOEXEC = 126, HTRI_CLI_NOTFOUND = 127 };
 
+#define HTRI_CLI_MAX_SUPP 16
+
 typedef struct htri_run_opts {
     const char *out;            /* -o FILE; NULL: the agent's default name */
     const char *unwind;         /* dwarf | cached | fp; NULL: the agent's default */
@@ -16,6 +18,15 @@ typedef struct htri_run_opts {
     int trace_children;
     const char *log_file;       /* summary destination; NULL: stderr */
     char **argv;                /* the program and its arguments, NULL-terminated */
+    /* the agent's guard options (issue 4), checked here and handed on as ";name=value" */
+    char guard[1024];
+    int error_exitcode;         /* --error-exitcode: status when misuse errors were found */
+    /* memcheck's leak-report options, applied when the summary is printed */
+    int leak_mode;              /* HTRI_LEAKCHECK_*; default summary */
+    unsigned show_kinds, error_kinds;
+    int leak_resolution, num_callers, gen_suppressions;
+    const char *supp_files[HTRI_CLI_MAX_SUPP];
+    int n_supp;
 } htri_run_opts;
 
 typedef struct htri_report_opts {

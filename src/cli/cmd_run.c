@@ -15,6 +15,8 @@
 
 #include "analyze/analyze.h"
 #include "cli/cli.h"
+#include "analyze/suppress.h"
+#include "render/leaks.h"
 #include "render/render.h"
 #include "trace/reader.h"
 
@@ -154,7 +156,9 @@ static void run_child(const htri_run_opts *o, const char *prog, const char *agen
     if (o->unwind && n < sizeof opts)
         n += (size_t)snprintf(opts + n, sizeof opts - n, ";unwind=%s", o->unwind);
     if (o->depth && n < sizeof opts)
-        snprintf(opts + n, sizeof opts - n, ";depth=%d", o->depth);
+        n += (size_t)snprintf(opts + n, sizeof opts - n, ";depth=%d", o->depth);
+    if (o->guard[0] && n < sizeof opts)
+        snprintf(opts + n, sizeof opts - n, "%s", o->guard);
     const char *old = getenv("LD_PRELOAD");
     char *preload = NULL;
     if (old && *old) {
@@ -194,8 +198,10 @@ static int run_listed_before(const char *session, long limit, const char *path)
     return found;
 }
 
-/* Reads "PID<TAB>PATH" lines and prints one summary per trace. Returns how many. */
-static int run_summaries(const char *session, FILE *log)
+/* Reads "PID<TAB>PATH" lines and prints one summary per trace. Returns how many; adds the
+ * errors memcheck would count to *errors. */
+static int run_summaries(const char *session, FILE *log, const htri_leaks_opts *lo,
+                         uint64_t *errors)
 {
     FILE *f = fopen(session, "r");
     char line[PATH_MAX + 64];
@@ -233,7 +239,9 @@ static int run_summaries(const char *session, FILE *log)
             continue;
         }
         htri_reader_close(r);
-        htri_render_summary(log, m, path);
+        uint64_t n_err = 0;
+        htri_render_summary(log, m, path, lo, &n_err);
+        *errors += n_err;
         htri_model_free(m);
     }
     fclose(f);
@@ -261,9 +269,26 @@ int htri_cmd_run(const htri_run_opts *o)
     if (o->out && strchr(o->out, ';'))
         return htri_cli_error("-o %s: the trace name cannot contain ';'", o->out);
 
+    htri_supp_set *supp = NULL;
+    if (o->n_supp) {
+        char err[256];
+        if (!(supp = htri_supp_open()))
+            return htri_cli_error("out of memory");
+        for (int i = 0; i < o->n_supp; i++) {
+            long n = htri_supp_load_file(supp, o->supp_files[i], err, sizeof err);
+            if (n < 0) {
+                htri_supp_close(supp);
+                if (n == -EINVAL)
+                    return htri_cli_error("--suppressions: %s", err);
+                return htri_cli_error("--suppressions=%s: %s", o->supp_files[i], strerror((int)-n));
+            }
+        }
+    }
     FILE *log = stderr;
-    if (o->log_file && !(log = fopen(o->log_file, "w")))
+    if (o->log_file && !(log = fopen(o->log_file, "w"))) {
+        htri_supp_close(supp);
         return htri_cli_error("--log-file=%s: %s", o->log_file, strerror(errno));
+    }
 
     const char *tmp = getenv("TMPDIR");
     char session[PATH_MAX];
@@ -331,7 +356,21 @@ int htri_cmd_run(const htri_run_opts *o)
         rc = WIFEXITED(status) ? WEXITSTATUS(status) : HTRI_CLI_FAIL;
     }
     fflush(log);
-    if (run_summaries(session, log) == 0)
+    htri_leaks_opts lo;
+    htri_leaks_opts_default(&lo);
+    lo.mode = o->leak_mode;
+    lo.show_kinds = o->show_kinds;
+    lo.error_kinds = o->error_kinds;
+    lo.resolution = o->leak_resolution;
+    lo.num_callers = o->num_callers;
+    lo.gen_suppressions = o->gen_suppressions;
+    lo.supp = supp;
+    uint64_t errors = 0;
+    int n_traces = run_summaries(session, log, &lo, &errors);
+    /* memcheck's --error-exitcode: errors turn a clean exit into this status */
+    if (o->error_exitcode && errors && WIFEXITED(status))
+        rc = o->error_exitcode;
+    if (n_traces == 0)
         htri_cli_warning("no trace was written: the agent did not load into %s (was LD_PRELOAD "
                          "cleared, or the program replaced by a static or setuid one?)", name);
 out_session:
@@ -339,5 +378,6 @@ out_session:
 out_log:
     if (log != stderr && fclose(log) != 0)
         htri_cli_error("--log-file=%s: %s", o->log_file, strerror(errno));
+    htri_supp_close(supp);
     return rc;
 }

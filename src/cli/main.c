@@ -5,9 +5,11 @@
 #include <string.h>
 
 #include "analyze/analyze.h"
+#include "base/common.h"
 #include "base/config.h"
 #include "cli/cli.h"
 #include "heaptrail.h"
+#include "render/leaks.h"
 #include "render/render.h"
 
 static const char main_usage[] =
@@ -27,6 +29,19 @@ static const char run_usage[] =
     "  --depth=N                frames kept per stack (1..256, default 64)\n"
     "  --trace-children         also trace programs started with exec\n"
     "  --log-file=FILE          write the summary to FILE instead of stderr\n"
+    "\n"
+    "memcheck's leak report (from the agent's leak check at exit):\n"
+    "  --leak-check=no|summary|full          default summary\n"
+    "  --show-leak-kinds=KINDS, --errors-for-leak-kinds=KINDS\n"
+    "                           definite,indirect,possible,reachable | all | none\n"
+    "  --leak-resolution=low|med|high        --num-callers=N (default 12)\n"
+    "  --suppressions=FILE      memcheck or LeakSanitizer suppressions (repeatable)\n"
+    "  --gen-suppressions=no|all\n"
+    "\n"
+    "misuse checks (the agent's guard): --redzone=N --quarantine=SIZE --fill-alloc[=BYTE]\n"
+    "  --fail-after=N --fail-every=N --fail-rate=P --seed=N --fail-in=FUNCTION\n"
+    "  --limit=SIZE --limit-action=fail|abort --abort-on-error --error-exitcode=N\n"
+    "  (SIZE takes K, M, G)\n"
     "\n"
     "Exits with PROG's status (128+N if a signal N killed it).\n";
 
@@ -78,13 +93,110 @@ static int main_parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+/* "123", "64K", "10M", "1G" (powers of 1024). */
+static int main_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k') shift = 10, end++;
+    else if (*end == 'M' || *end == 'm') shift = 20, end++;
+    else if (*end == 'G' || *end == 'g') shift = 30, end++;
+    if (*end || (shift && v > (~0ull >> shift)))
+        return -1;
+    *out = v << shift;
+    return 0;
+}
+
+/* Checks one guard option's value; returns NULL if fine, else what it should be. */
+static const char *main_check_guard(const char *name, const char *v)
+{
+    uint64_t n;
+    long l;
+    char *end;
+    if (!strcmp(name, "redzone"))
+        return main_parse_int(v, 0, 4096, &l) < 0 ? "a number of bytes from 0 to 4096" : NULL;
+    if (!strcmp(name, "quarantine") || !strcmp(name, "limit"))
+        return main_parse_size(v, &n) < 0 ? "a size such as 512K, 64M or 1G" : NULL;
+    if (!strcmp(name, "fill-alloc")) {
+        if (!v)
+            return NULL;
+        unsigned long b = strtoul(v, &end, 0);
+        return !*v || *end || b > 255 ? "a byte value such as 0xA5" : NULL;
+    }
+    if (!strcmp(name, "fail-after") || !strcmp(name, "fail-every") || !strcmp(name, "seed"))
+        return main_parse_size(v, &n) < 0 ? "a number" : NULL;
+    if (!strcmp(name, "fail-rate")) {
+        double d = v && *v ? strtod(v, &end) : -1;
+        return !v || !*v || *end || !(d >= 0 && d <= 1) ? "a probability from 0 to 1" : NULL;
+    }
+    if (!strcmp(name, "fail-in"))
+        return !v || !*v || strchr(v, ';') || strlen(v) > 120 ? "a function name" : NULL;
+    if (!strcmp(name, "limit-action"))
+        return !v || (strcmp(v, "fail") && strcmp(v, "abort")) ? "fail or abort" : NULL;
+    if (!strcmp(name, "error-exitcode"))
+        return main_parse_int(v, 0, 255, &l) < 0 ? "an exit status from 0 to 255" : NULL;
+    return "";   /* abort-on-error: takes no value */
+}
+
+static const char *const main_guard_opts[] = {
+    "redzone", "quarantine", "fill-alloc", "fail-after", "fail-every", "fail-rate", "seed",
+    "fail-in", "limit", "limit-action", "abort-on-error", "error-exitcode",
+};
+
+/* --NAME[=VALUE] for the agent's guard: checked, then appended to o->guard. Returns 1 if
+ * `arg` was one (0 not one, -1 after printing a usage error). */
+static int main_guard_option(htri_run_opts *o, const char *arg)
+{
+    if (strncmp(arg, "--", 2) != 0)
+        return 0;
+    const char *name = arg + 2, *eq = strchr(name, '=');
+    size_t n = eq ? (size_t)(eq - name) : strlen(name);
+    for (size_t k = 0; k < HTRI_ARRAY_LEN(main_guard_opts); k++) {
+        if (strlen(main_guard_opts[k]) != n || strncmp(name, main_guard_opts[k], n) != 0)
+            continue;
+        const char *v = eq ? eq + 1 : NULL, *want;
+        if (!strcmp(main_guard_opts[k], "abort-on-error")) {
+            if (v) {
+                main_usage_error("run", "--abort-on-error takes no value ('%s')", arg);
+                return -1;
+            }
+        } else if ((want = main_check_guard(main_guard_opts[k], v)) != NULL) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "--%s needs %s, not '%%s'", main_guard_opts[k], want);
+            main_usage_error("run", msg, v ? v : "");
+            return -1;
+        }
+        if (!strcmp(main_guard_opts[k], "error-exitcode"))
+            o->error_exitcode = atoi(v);
+        size_t used = strlen(o->guard);
+        int w = snprintf(o->guard + used, sizeof o->guard - used, ";%s%s%s", main_guard_opts[k],
+                         v ? "=" : "", v ? v : "");
+        if (w < 0 || (size_t)w >= sizeof o->guard - used) {
+            main_usage_error("run", "%s", "too many guard options");
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
 static int main_run(int argc, char **argv)
 {
     htri_run_opts o = { 0 };
+    htri_leaks_opts lo;
+    htri_leaks_opts_default(&lo);
+    o.leak_mode = lo.mode;
+    o.show_kinds = lo.show_kinds;
+    o.error_kinds = lo.error_kinds;
+    o.leak_resolution = lo.resolution;
+    o.num_callers = lo.num_callers;
     int i = 1;
     for (; i < argc; i++) {
         const char *arg = argv[i], *v;
-        int missing = 0;
+        int missing = 0, rc;
         if (strcmp(arg, "--") == 0) {
             i++;
             break;
@@ -115,6 +227,34 @@ static int main_run(int argc, char **argv)
             if (!*v)
                 return main_usage_error("run", "%s needs a file name", arg);
             o.log_file = v;
+        } else if ((v = main_value(argv, argc, &i, "--leak-check", &missing))) {
+            if (htri_leaks_parse_mode(v, &o.leak_mode) < 0)
+                return main_usage_error("run", "--leak-check must be no, summary or full, not '%s'", v);
+        } else if ((v = main_value(argv, argc, &i, "--show-leak-kinds", &missing))) {
+            if (htri_leaks_parse_kinds(v, &o.show_kinds) < 0)
+                return main_usage_error("run", "--show-leak-kinds: bad kind list '%s'", v);
+        } else if ((v = main_value(argv, argc, &i, "--errors-for-leak-kinds", &missing))) {
+            if (htri_leaks_parse_kinds(v, &o.error_kinds) < 0)
+                return main_usage_error("run", "--errors-for-leak-kinds: bad kind list '%s'", v);
+        } else if ((v = main_value(argv, argc, &i, "--leak-resolution", &missing))) {
+            if (htri_leaks_parse_resolution(v, &o.leak_resolution) < 0)
+                return main_usage_error("run", "--leak-resolution must be low, med or high, not '%s'", v);
+        } else if ((v = main_value(argv, argc, &i, "--num-callers", &missing))) {
+            long n;
+            if (main_parse_int(v, 1, 256, &n) < 0)
+                return main_usage_error("run", "--num-callers must be a number from 1 to 256, not '%s'", v);
+            o.num_callers = (int)n;
+        } else if ((v = main_value(argv, argc, &i, "--suppressions", &missing))) {
+            if (!*v || o.n_supp >= HTRI_CLI_MAX_SUPP)
+                return main_usage_error("run", "--suppressions: '%s' (a file name, at most 16 files)", v);
+            o.supp_files[o.n_supp++] = v;
+        } else if ((v = main_value(argv, argc, &i, "--gen-suppressions", &missing))) {
+            if (strcmp(v, "no") && strcmp(v, "all"))
+                return main_usage_error("run", "--gen-suppressions must be no or all, not '%s'", v);
+            o.gen_suppressions = strcmp(v, "all") == 0;
+        } else if (!missing && (rc = main_guard_option(&o, arg)) != 0) {
+            if (rc < 0)
+                return HTRI_CLI_USAGE;
         } else if (missing) {
             return main_usage_error("run", "option %s needs a value", arg);
         } else {

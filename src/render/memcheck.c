@@ -26,9 +26,10 @@ static void memcheck_print_stack(void *user, FILE *out, const char *prefix, uint
         htri_render_stack_pcs(out, prefix, htri_render_symtab(user), pcs, (size_t)n);
 }
 
-int htri_render_memcheck(FILE *out, const htri_model *m, htri_render_syms *syms, int leak_mode,
-                         const char *prefix)
+int htri_render_memcheck(FILE *out, const htri_model *m, htri_render_syms *syms,
+                         const htri_leaks_opts *lo, const char *prefix, uint64_t *n_errors)
 {
+    uint64_t errors = 0;
     if (m->has_leak_check) {
         htri_leaks_stacks st = { memcheck_pcs, memcheck_resolve, syms, NULL };
         /* memcheck names its preload object in the first frame; ours, as the trace saw it */
@@ -36,18 +37,26 @@ int htri_render_memcheck(FILE *out, const htri_model *m, htri_render_syms *syms,
             if (strstr(m->modules[i].path, "/libheaptrail-preload"))
                 st.alloc_obj = m->modules[i].path;
         htri_leaks_opts o;
-        htri_leaks_opts_default(&o);
-        o.mode = leak_mode;
+        htri_leaks_result res;
+        if (lo)
+            o = *lo;
+        else
+            htri_leaks_opts_default(&o);
         o.prefix = prefix;
-        int rc = htri_render_leaks(out, m->leak_groups, m->n_leak_groups, &st, &o, NULL);
+        int rc = htri_render_leaks(out, m->leak_groups, m->n_leak_groups, &st, &o, &res);
         if (rc < 0)
             return rc;
+        errors += res.n_errors;
     }
     if (m->n_errors || m->n_faults || m->n_limits) {
         htri_errors_view v = { m->errors, m->n_errors, m->faults, m->n_faults, m->limits,
                                m->n_limits, memcheck_print_stack, syms, prefix };
-        if (htri_render_errors(out, &v) < 0)
+        long n = htri_render_errors(out, &v);
+        if (n < 0)
             return -ENOMEM;
+        errors += (uint64_t)n;
     }
+    if (n_errors)
+        *n_errors = errors;
     return ferror(out) ? -EIO : 0;
 }

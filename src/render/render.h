@@ -22,8 +22,13 @@ typedef struct htri_render_opts {
 int htri_render_text(FILE *out, const htri_model *m, const htri_render_opts *o);
 /* The same content as one JSON document. */
 int htri_render_json(FILE *out, const htri_model *m, const htri_render_opts *o);
-/* `heaptrail run`'s valgrind-like summary of one trace, every line prefixed "==pid== ". */
-int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path);
+struct htri_leaks_opts;
+/* `heaptrail run`'s valgrind-like summary of one trace, every line prefixed "==pid== ": the
+ * heap summary, then memcheck's leak report with options `lo` (NULL: memcheck's defaults;
+ * its prefix is set here) and the misuse errors. *n_errors (may be NULL) receives the errors
+ * memcheck would count (misuse records + leak records counted as errors). */
+int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path,
+                        const struct htri_leaks_opts *lo, uint64_t *n_errors);
 
 /* ---- shared by the renderers (render_util.c) ---- */
 
@@ -53,10 +58,11 @@ int htri_render_resolve_pc(htri_render_syms *s, uint64_t pc, htri_frame *out, in
 htri_symtab *htri_render_symtab(htri_render_syms *s);
 
 /* memcheck's end-of-run reports from the agent's records: the leak check (LEAK SUMMARY, and
- * loss records with HTRI_LEAKCHECK_FULL) and the misuse errors with their ERROR SUMMARY.
- * Prints nothing for parts the trace does not have. Lines start with `prefix` (may be "").
+ * loss records with --leak-check=full) and the misuse errors with their ERROR SUMMARY, with
+ * leak options `lo` (NULL: memcheck's defaults). Prints nothing for parts the trace does not
+ * have. Lines start with `prefix` (may be ""). *n_errors (may be NULL): errors counted.
  * Returns 0, -ENOMEM or -EIO. */
-int htri_render_memcheck(FILE *out, const htri_model *m, htri_render_syms *syms, int leak_mode,
-                         const char *prefix);
+int htri_render_memcheck(FILE *out, const htri_model *m, htri_render_syms *syms,
+                         const struct htri_leaks_opts *lo, const char *prefix, uint64_t *n_errors);
 
 #endif

@@ -286,7 +286,10 @@ int htri_render_text(FILE *out, const htri_model *m, const htri_render_opts *o)
     text_sites(&c, "STILL ALLOCATED AT EXIT", HTRI_SORT_LEAKED);
     if (m->has_leak_check || m->n_errors || m->n_faults || m->n_limits) {
         text_header(&c, "LEAK CHECK AND ERRORS (memcheck's wording)");
-        htri_render_memcheck(out, m, c.syms, HTRI_LEAKCHECK_FULL, "");
+        htri_leaks_opts lo;
+        htri_leaks_opts_default(&lo);
+        lo.mode = HTRI_LEAKCHECK_FULL;
+        htri_render_memcheck(out, m, c.syms, &lo, "", NULL);
     }
     text_histogram(&c);
     text_header(&c, "MEMORY OVER TIME");
@@ -298,7 +301,8 @@ int htri_render_text(FILE *out, const htri_model *m, const htri_render_opts *o)
     return ferror(out) ? -EIO : 0;
 }
 
-int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path)
+int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path,
+                        const htri_leaks_opts *lo, uint64_t *n_errors)
 {
     char prefix[32];
     char a[48], b[48], d[48], e[160];
@@ -332,8 +336,10 @@ int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path)
         htri_render_syms *syms = htri_render_syms_open(m, 0);
         snprintf(prefix, sizeof prefix, "==%u== ", pid);
         if (syms)
-            htri_render_memcheck(out, m, syms, HTRI_LEAKCHECK_SUMMARY, prefix);
+            htri_render_memcheck(out, m, syms, lo, prefix, n_errors);
         htri_render_syms_close(syms);
+    } else if (n_errors) {
+        *n_errors = 0;
     }
     fprintf(out, "==%u== trace: %s (%s)\n", pid, trace_path ? trace_path : "?",
             htri_render_end(e, sizeof e, m));

@@ -72,6 +72,18 @@ def case_usage(a):
     expect_error([h, "run", "--depth=1x", "true"], 2, E + r"run: --depth must be .*")
     expect_error([h, "run", "--bogus", "true"], 2, E + r"run: unknown option '--bogus' .*")
     expect_error([h, "run", "-o"], 2, E + r"run: option -o needs a value .*")
+    expect_error([h, "run", "--leak-check=maybe", "true"], 2,
+                 E + r"run: --leak-check must be no, summary or full, not 'maybe' .*")
+    expect_error([h, "run", "--show-leak-kinds=lost", "true"], 2, E + r"run: --show-leak-kinds: bad kind list 'lost' .*")
+    expect_error([h, "run", "--leak-resolution=max", "true"], 2, E + r"run: --leak-resolution must be low, med or high.*")
+    expect_error([h, "run", "--num-callers=0", "true"], 2, E + r"run: --num-callers must be a number from 1 to 256.*")
+    expect_error([h, "run", "--gen-suppressions=yes", "true"], 2, E + r"run: --gen-suppressions must be no or all.*")
+    expect_error([h, "run", "--redzone=x", "true"], 2, E + r"run: --redzone needs a number of bytes from 0 to 4096, not 'x' .*")
+    expect_error([h, "run", "--limit=10Q", "true"], 2, E + r"run: --limit needs a size such as 512K, 64M or 1G, not '10Q' .*")
+    expect_error([h, "run", "--fail-rate=2", "true"], 2, E + r"run: --fail-rate needs a probability from 0 to 1, not '2' .*")
+    expect_error([h, "run", "--limit-action=explode", "true"], 2, E + r"run: --limit-action needs fail or abort.*")
+    expect_error([h, "run", "--abort-on-error=1", "true"], 2, E + r"run: --abort-on-error takes no value .*")
+    expect_error([h, "run", "--error-exitcode=300", "true"], 2, E + r"run: --error-exitcode needs an exit status from 0 to 255.*")
 
 
 def case_files(a):
@@ -199,6 +211,12 @@ def case_run_errors(a):
             check(rc == status, "run %s without a working agent: exit %d, want %d" % (prog, rc, status))
             check(re.fullmatch(r"heaptrail: warning: no trace was written: the agent did not load into "
                                + prog + r" \(.*\)\n", err) is not None, "no-trace warning: %r" % err)
+    expect_error([h, "run", "--suppressions=/nonexistent/supp", "true"], 1,
+                 E + r"--suppressions=/nonexistent/supp: No such file or directory")
+    bad = os.path.join(w, "bad.supp")
+    with open(bad, "w") as f:
+        f.write("{\n   name\n   Memcheck:Leak\n   fun:malloc\n")   # never closed
+    expect_error([h, "run", "--suppressions=" + bad, "true"], 1, E + r"--suppressions: .*bad\.supp:\d+: .*")
     expect_error([h, "run", "--log-file=/nonexistent/dir/log", "true"], 1,
                  E + r"--log-file=/nonexistent/dir/log: No such file or directory")
 
@@ -241,6 +259,24 @@ def case_e2e_c(a):
         check(re.match(r"==\d+== ", line) is not None, "prefixed line %r" % line)
     rc, out, err = run([a.heaptrail, "report", trace])
     check(rc == 0 and "make_leak (e2e_c.c:" in out, "report symbolizes the leak's stack: %r" % out[:3000])
+    # memcheck's leak options: the leak sits in a global, so it is still reachable
+    rc, out, err, trace = run_traced(a, prog, opts=["--leak-check=full", "--show-leak-kinds=all"])
+    check(re.search(r"==\d+== 1,000 bytes in 1 blocks are still reachable in loss record 1 of 1\n"
+                    r"==\d+==    at 0x[0-9A-F]+: malloc \(in .*libheaptrail-preload\.so\)\n"
+                    r"==\d+==    by 0x[0-9A-F]+: make_leak \(e2e_c\.c:\d+\)\n", err) is not None,
+          "--leak-check=full loss record: %r" % err)
+    rc, out, err, trace = run_traced(a, prog, opts=["--leak-check=full", "--errors-for-leak-kinds=all",
+                                                    "--error-exitcode=42"])
+    check(rc == 42, "--error-exitcode with a leak counted as an error: exit %d" % rc)
+    supp = os.path.join(a.work, "leak.supp")
+    with open(supp, "w") as f:
+        f.write("{\n   the_leak\n   Memcheck:Leak\n   ...\n   fun:make_leak\n}\n")
+    # (full + all kinds: render/leaks.c applies suppressions only to records it shows, where
+    # memcheck applies them in every mode -- reported to its owner)
+    rc, out, err, trace = run_traced(a, prog, opts=["--leak-check=full", "--show-leak-kinds=all",
+                                                    "--suppressions=" + supp])
+    check(re.search(r"==\d+==         suppressed: 1,000 bytes in 1 blocks\n", err) is not None,
+          "suppressed by fun:make_leak: %r" % err)
     # a signal: valgrind's line and 128 + signal
     rc, out, err, trace = run_traced(a, prog, ["crash"])
     check(rc == 128 + 11, "killed by SIGSEGV: exit %d" % rc)

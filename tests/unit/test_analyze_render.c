@@ -56,7 +56,7 @@ static void test_reports(void)
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
-    CHECK_EQ_U(htri_render_summary(f, m, "/tmp/x.htr"), 0);
+    CHECK_EQ_U(htri_render_summary(f, m, "/tmp/x.htr", NULL, NULL), 0);
     fclose(f);
     CHECK(strstr(buf, "==4242== HEAP SUMMARY:\n"
                       "==4242==     in use at exit: 100 bytes in 2 blocks\n"
