@@ -322,9 +322,10 @@ int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path,
             htri_render_commas(a, sizeof a, m->peak_bytes), htri_render_commas(b, sizeof b, m->peak_blocks),
             htri_render_duration(d, sizeof d, m->peak_t));
     fprintf(out, "==%u==           peak RSS: %s\n", pid, rss ? htri_render_bytes(a, sizeof a, rss) : "unknown");
-    fprintf(out, "==%u==     anonymous mmap: %s bytes in %s mappings (peak %s bytes mapped)\n", pid,
-            htri_render_commas(a, sizeof a, m->mmap_bytes), htri_render_commas(b, sizeof b, m->mmap_count),
-            htri_render_commas(d, sizeof d, m->mmap_peak_bytes));
+    fprintf(out, "==%u==     anonymous mmap: %s bytes in %s mappings (peak %s bytes mapped, %s at exit)\n",
+            pid, htri_render_commas(a, sizeof a, m->mmap_bytes), htri_render_commas(b, sizeof b, m->mmap_count),
+            htri_render_commas(d, sizeof d, m->mmap_peak_bytes),
+            htri_render_commas(e, sizeof e, m->mmap_live_bytes));
     if (m->has_end && m->end_dropped)
         fprintf(out, "==%u== warning: the agent dropped %llu events\n", pid,
                 (unsigned long long)m->end_dropped);

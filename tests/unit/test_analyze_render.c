@@ -63,7 +63,7 @@ static void test_reports(void)
                       "==4242==   total heap usage: 5 allocs, 3 frees, 2,650 bytes allocated\n"
                       "==4242==          peak heap: 1,600 bytes in 2 blocks at 2.5 us\n"
                       "==4242==           peak RSS: 4.00 MiB\n"
-                      "==4242==     anonymous mmap: 1,048,576 bytes in 1 mappings (peak 1,048,576 bytes mapped)\n"
+                      "==4242==     anonymous mmap: 1,048,576 bytes in 1 mappings (peak 1,048,576 bytes mapped, 524,288 at exit)\n"
                       "==4242== agent: sample warning\n") != NULL);
     CHECK(strstr(buf, "==4242== trace: /tmp/x.htr (exit status 0)\n") != NULL);
     free(buf);
