@@ -130,6 +130,9 @@ void htri_scan_resume_world(void);
 int htri_scan_self_regs(uintptr_t *out);
 /* The calling thread's thread control block (x86-64: %fs:0; glibc's tcbhead_t), or 0. */
 uintptr_t htri_scan_self_tcb(void);
+/* Bytes of the static TLS blocks of the loaded modules (their PT_TLS segments); takes the
+ * loader's lock, so call it before stopping the world. */
+size_t htri_scan_static_tls_bytes(void);
 /* getauxval(AT_PHDR): an address inside the main executable. */
 uintptr_t htri_scan_exe_addr(void);
 
@@ -165,6 +168,13 @@ typedef struct htri_scan_world_result {
 int htri_scan_world(htri_scan_snapshot_fn snap, void *user, unsigned heuristics,
                     uintptr_t self_stack_from, htri_scan_world_result *out);
 void htri_scan_world_free(htri_scan_world_result *r);
+
+/* Marks the calling thread as one of the agent's own (its writer thread): it is stopped
+ * like every other, but its stack, TLS and registers are not roots (they hold copies of
+ * block addresses it is encoding, which would make lost blocks look reachable). Up to
+ * HTRI_SCAN_MAX_IGNORED threads; returns 0 or -ENOSPC. */
+#define HTRI_SCAN_MAX_IGNORED 8
+int htri_scan_ignore_self(void);
 
 /* ---- The agent's seam (scan_agent.c) ---------------------------------------------------- */
 

@@ -3,6 +3,7 @@
  * Everything the scan does to the operating system is here; none of it calls malloc. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <link.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <string.h>
@@ -346,4 +347,26 @@ uintptr_t htri_scan_self_tcb(void)
 #else
     return (uintptr_t)__builtin_thread_pointer();
 #endif
+}
+
+/* dl_iterate_phdr takes the loader's lock and never allocates: call it before the world
+ * stops (a stopped thread could hold that lock). */
+static int scanos_tls_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    size_t *sum = data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_TLS) continue;
+        size_t align = ph->p_align ? ph->p_align : 1;
+        *sum += (ph->p_memsz + align - 1) / align * align;
+    }
+    return 0;
+}
+
+size_t htri_scan_static_tls_bytes(void)
+{
+    size_t sum = 0;
+    dl_iterate_phdr(scanos_tls_cb, &sum);
+    return sum;
 }

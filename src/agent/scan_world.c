@@ -12,6 +12,30 @@
 
 typedef struct world_hole { uintptr_t start, end; } world_hole;
 
+static struct {
+    int ignored[HTRI_SCAN_MAX_IGNORED];   /* the agent's own threads (tids), 0 = free slot */
+} g_world;
+
+int htri_scan_ignore_self(void)
+{
+    int tid = htri_os_gettid();
+    for (int i = 0; i < HTRI_SCAN_MAX_IGNORED; i++) {
+        int expect = 0;
+        if (__atomic_load_n(&g_world.ignored[i], __ATOMIC_ACQUIRE) == tid) return 0;
+        if (__atomic_compare_exchange_n(&g_world.ignored[i], &expect, tid, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return 0;
+    }
+    return -ENOSPC;
+}
+
+static int world_is_ignored(int tid)
+{
+    for (int i = 0; i < HTRI_SCAN_MAX_IGNORED; i++)
+        if (__atomic_load_n(&g_world.ignored[i], __ATOMIC_ACQUIRE) == tid) return 1;
+    return 0;
+}
+
 /* glibc keeps each thread's DTV (the table of its TLS blocks, calloc'd by ld.so) through
  * tcbhead_t.dtv = the block + one 16-byte entry, an interior pointer: memcheck calls every
  * live thread's DTV "possibly lost". We add the block's start as a root word of its thread,
@@ -35,9 +59,10 @@ typedef struct world_mem {
     htri_scan_thread threads[HTRI_SCAN_MAX_THREADS];
     htri_os_region own[HTRI_OS_MAX_REGIONS];
     htri_scan_map maps[WORLD_MAX_MAPS];
-    world_hole holes[WORLD_MAX_MAPS + HTRI_OS_MAX_REGIONS + HTRI_SCAN_MAX_THREADS + 16];
+    world_hole holes[2 * WORLD_MAX_MAPS + HTRI_OS_MAX_REGIONS + HTRI_SCAN_MAX_THREADS + 16];
     htri_scan_root roots[2 * WORLD_MAX_MAPS];
     uintptr_t words[(HTRI_SCAN_MAX_THREADS + 1) * (HTRI_SCAN_NREGS + 1)];
+    uintptr_t tcbs[HTRI_SCAN_MAX_THREADS + 1];
 } world_mem;
 
 static void world_sort_holes(world_hole *h, size_t n)
@@ -80,6 +105,32 @@ static size_t world_glibc_heaps(const htri_scan_map *m, world_hole *holes, size_
     return n_holes;
 }
 
+/* glibc caches the stacks of exited threads (and their struct pthread + static TLS at the
+ * top) for reuse. memcheck sees only what lies above such a thread's last stack pointer,
+ * near the top of the mapping: everything below was marked inaccessible as its stack
+ * unwound. We recognise a cached stack by a thread control block in the top 8 KiB
+ * (tcbhead_t: tcb and self both point at it) that no live thread owns, and keep as a root
+ * only what lies above its last frames: the static TLS below the TCB (tls_bytes, plus
+ * glibc's surplus) and start_thread's frame under it (WORLD_DEAD_FRAME). */
+#define WORLD_DEAD_FRAME 1024u
+#define WORLD_TLS_SURPLUS 2048u   /* glibc reserves ~1.6 KiB of static TLS for dlopen */
+static size_t world_dead_stack(const htri_scan_map *m, const uintptr_t *live_tcbs, size_t n_live,
+                               size_t tls_bytes, world_hole *holes, size_t n_holes)
+{
+    const uintptr_t keep_bytes = tls_bytes + WORLD_TLS_SURPLUS + WORLD_DEAD_FRAME;
+    uintptr_t from = m->end > m->start + 8192 ? m->end - 8192 : m->start;
+    for (uintptr_t a = (from + 63) & ~(uintptr_t)63; a + 3 * sizeof(uintptr_t) <= m->end; a += 64) {
+        const uintptr_t *w = (const uintptr_t *)a;
+        if (w[0] != a || w[2] != a) continue;
+        for (size_t i = 0; i < n_live; i++)
+            if (live_tcbs[i] == a) return n_holes;   /* a live thread's: handled by its sp */
+        uintptr_t keep = a > m->start + keep_bytes ? a - keep_bytes : m->start;
+        if (keep > m->start) holes[n_holes++] = (world_hole){ m->start, keep };
+        return n_holes;
+    }
+    return n_holes;
+}
+
 /* Everything of the mapping holding sp below sp - redzone: dead frames. */
 static size_t world_stack_hole(const htri_scan_map *maps, size_t n_maps, uintptr_t sp,
                                uintptr_t redzone, world_hole *holes, size_t n_holes)
@@ -115,7 +166,22 @@ static size_t world_own_module(const htri_scan_map *maps, size_t n_maps, world_h
     return n_holes;
 }
 
-/* Roots = candidate mappings minus the (sorted, possibly overlapping) holes. */
+/* Sorted holes -> disjoint sorted holes (overlapping and nested ones merged). */
+static size_t world_merge_holes(world_hole *h, size_t n)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (h[i].end <= h[i].start) continue;
+        if (m && h[i].start <= h[m - 1].end) {
+            if (h[i].end > h[m - 1].end) h[m - 1].end = h[i].end;
+            continue;
+        }
+        h[m++] = h[i];
+    }
+    return m;
+}
+
+/* Roots = candidate mappings minus the (disjoint, sorted) holes. */
 static size_t world_roots(const htri_scan_map *maps, size_t n_maps, const world_hole *holes,
                           size_t n_holes, htri_scan_root *roots, size_t cap)
 {
@@ -127,7 +193,6 @@ static size_t world_roots(const htri_scan_map *maps, size_t n_maps, const world_
             continue;
         uint32_t flags = (m->flags & HTRI_MAP_FILE ? HTRI_ROOT_CAREFUL : 0) |
                          (m->flags & HTRI_MAP_LIBC ? HTRI_ROOT_LIBC : 0);
-        while (h > 0 && holes[h - 1].end > m->start) h--;
         while (h < n_holes && holes[h].end <= m->start) h++;
         uintptr_t a = m->start;
         for (size_t k = h; k < n_holes && holes[k].start < m->end && a < m->end; k++) {
@@ -180,6 +245,7 @@ HTRI_NOINLINE int htri_scan_world(htri_scan_snapshot_fn snap, void *user, unsign
     int n_own = htri_os_own_regions(w->own, HTRI_OS_MAX_REGIONS);
     if (n_own > HTRI_OS_MAX_REGIONS) n_own = HTRI_OS_MAX_REGIONS;
 
+    size_t tls_bytes = htri_scan_static_tls_bytes();
     int n_threads = htri_scan_stop_world(w->threads, HTRI_SCAN_MAX_THREADS);
     if (n_threads < 0) {
         htri_os_pages_free(w, sizeof *w);
@@ -208,16 +274,34 @@ HTRI_NOINLINE int htri_scan_world(htri_scan_snapshot_fn snap, void *user, unsign
         if (th->state == HTRI_THREAD_TIMEOUT) out->flags |= HTRI_LEAK_WORLD_PARTIAL;
         if (th->state != HTRI_THREAD_STOPPED) continue;
         n_stopped++;
+        if (world_is_ignored(th->tid)) {
+            /* the agent's own thread: its whole stack mapping (TLS included) is not a root */
+            const htri_scan_map *m = htri_scan_maps_find(w->maps, n_maps, th->sp);
+            if (m) w->holes[n_holes++] = (world_hole){ m->start, m->end };
+            continue;
+        }
         n_holes = world_stack_hole(w->maps, n_maps, th->sp, HTRI_SCAN_REDZONE, w->holes, n_holes);
         for (int r = 0; r < HTRI_SCAN_NREGS; r++) w->words[n_words++] = th->regs[r];
         if ((dtv = world_glibc_dtv(w->maps, n_maps, th->tcb))) w->words[n_words++] = dtv;
     }
     if (n_threads >= HTRI_SCAN_MAX_THREADS) out->flags |= HTRI_LEAK_WORLD_PARTIAL;
-    for (size_t i = 0; i < n_maps; i++)
-        if ((w->maps[i].flags & (HTRI_MAP_R | HTRI_MAP_W | HTRI_MAP_FILE)) == (HTRI_MAP_R | HTRI_MAP_W))
-            n_holes = world_glibc_heaps(&w->maps[i], w->holes, n_holes);
+    /* TCBs of the live threads: the caller's and each stopped or unstoppable one's (for a
+     * thread that did not stop we know no TCB: its stack is then scanned whole) */
+    size_t n_live = 0;
+    w->tcbs[n_live++] = htri_scan_self_tcb();
+    for (int t = 0; t < n_threads; t++)
+        if (w->threads[t].tcb) w->tcbs[n_live++] = w->threads[t].tcb;
+    int all_known = !(out->flags & HTRI_LEAK_WORLD_PARTIAL);
+    for (size_t i = 0; i < n_maps; i++) {
+        if ((w->maps[i].flags & (HTRI_MAP_R | HTRI_MAP_W | HTRI_MAP_FILE)) != (HTRI_MAP_R | HTRI_MAP_W))
+            continue;
+        n_holes = world_glibc_heaps(&w->maps[i], w->holes, n_holes);
+        if (all_known)
+            n_holes = world_dead_stack(&w->maps[i], w->tcbs, n_live, tls_bytes, w->holes, n_holes);
+    }
     n_holes = world_own_module(w->maps, n_maps, w->holes, n_holes);
     world_sort_holes(w->holes, n_holes);
+    n_holes = world_merge_holes(w->holes, n_holes);
     size_t n_roots = world_roots(w->maps, n_maps, w->holes, n_holes, w->roots,
                                  HTRI_ARRAY_LEN(w->roots));
 

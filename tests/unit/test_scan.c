@@ -14,6 +14,7 @@
 #include "base/os.h"
 
 #define KEY ((uintptr_t)0x5a5a5a5a5a5a5a5aull)   /* XOR-hides a pointer from the scan */
+#define HTRI_NOINLINE_T __attribute__((noinline))
 
 /* ---- Explicit-root scans (htri_scan_blocks) --------------------------------------------- */
 
@@ -479,6 +480,74 @@ static void test_world(void)
     g_roots[5] = 0;
 }
 
+/* ---- the exiting thread's stack is scanned from a given frame; the agent's threads not ---- */
+
+static HTRI_NOINLINE_T int hold_and_scan(uintptr_t from, uintptr_t hidden, htri_scan_world_result *r)
+{
+    volatile uintptr_t held = hidden ^ KEY;   /* the only copy: in this frame */
+    int rc = htri_scan_world(world_snap, NULL, HTRI_HEUR_ALL, from, r);
+    __asm__ volatile("" : : "r"(held));
+    return rc;
+}
+
+static volatile uintptr_t g_agent_hidden;
+
+/* A block known only XOR-hidden: no register or stack slot of the caller keeps its address. */
+static HTRI_NOINLINE_T uintptr_t alloc_hidden(size_t size, uint32_t node)
+{
+    void *p = malloc(size);
+    world_add(p, size, node);
+    return (uintptr_t)p ^ KEY;
+}
+
+/* Overwrites dead stack below the caller (malloc's frames may have left the address there). */
+static HTRI_NOINLINE_T void scrub_stack(void)
+{
+    volatile char junk[4096];
+    memset((char *)junk, 0, sizeof junk);
+    __asm__ volatile("" : : "r"(junk) : "memory");
+}
+static void *agent_like_thread(void *arg)
+{
+    (void)arg;
+    CHECK(htri_scan_ignore_self() == 0);
+    volatile uintptr_t held = g_agent_hidden ^ KEY;   /* e.g. an address being encoded */
+    __atomic_add_fetch(&g_world.ready, 1, __ATOMIC_SEQ_CST);
+    while (!g_world.stop) usleep(1000);
+    __asm__ volatile("" : : "r"(held));
+    return NULL;
+}
+
+static HTRI_NOINLINE_T void test_exit_frame_and_ignored(void)
+{
+    size_t bytes = 4 * sizeof(htri_block);
+    g_world.b = htri_os_pages_alloc(bytes);
+    g_world.n = 0;
+    uintptr_t hidden = alloc_hidden(40, 1);
+    g_agent_hidden = alloc_hidden(50, 2);
+    scrub_stack();
+    g_world.ready = g_world.stop = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, agent_like_thread, NULL);
+    while (g_world.ready < 1) usleep(1000);
+
+    htri_scan_world_result r;
+    for (int pass = 0; pass < 2; pass++) {
+        uintptr_t from = pass == 0 ? 0 : (uintptr_t)__builtin_frame_address(0);
+        CHECK(hold_and_scan(from, hidden, &r) == 0);
+        int kinds[3] = { -1, -1, -1 };
+        for (size_t i = 0; i < r.n_blocks; i++) kinds[r.blocks[i].node] = r.scan.extra[i].kind;
+        /* pass 0: hold_and_scan's frame is above the scan's: a root; pass 1: below `from` */
+        CHECK_EQ_U(kinds[1], pass == 0 ? HTRI_LEAK_REACHABLE : HTRI_LEAK_DEFINITE);
+        CHECK_EQ_U(kinds[2], HTRI_LEAK_DEFINITE);   /* only on an ignored thread's stack */
+        htri_scan_world_free(&r);
+    }
+    g_world.stop = 1;
+    pthread_join(t, NULL);
+    for (size_t i = 0; i < g_world.n; i++) free((void *)g_world.b[i].addr);
+    htri_os_pages_free(g_world.b, bytes);
+}
+
 int main(void)
 {
     test_basic_kinds();
@@ -491,5 +560,6 @@ int main(void)
     test_many_blocks();
     test_errors();
     test_world();
+    test_exit_frame_and_ignored();
     return CHECK_DONE();
 }

@@ -8,7 +8,9 @@ The comment states memcheck's answer:
        ... (four lines)
 or  memcheck: All heap blocks were freed -- no leaks are possible
 and, where memcheck's answer is an artifact of its own world, a `heaptrail LEAK SUMMARY:`
-block that heaptrail may give instead (memcheck's answer is accepted from it too).
+block that heaptrail may give instead (memcheck's answer is accepted from it too). A
+`heaptrail pending: why` paragraph turns a heaptrail mismatch into a skip (a known gap
+waiting for another part, named there); remove it when the part lands.
 
 With --tool compare and a command line after `--`, runs a real program under both tools and
 requires the same "definitely lost" line (the issue's rule for real programs).
@@ -43,9 +45,14 @@ def expectations(source):
         lm = LINE.search(line)
         if lm and current:
             want.setdefault(current, {})[lm.group(1)] = (lm.group(2), lm.group(3))
+    pm = re.search(r"heaptrail pending:\s*(.*?)(?:\n\s*\*\s*\n|\*/|$)", m.group(1), re.S)
+    if pm:
+        want["pending"] = " ".join(l.strip().lstrip("*").strip() for l in pm.group(1).splitlines())
     if "memcheck" not in want:
         sys.exit(f"{source}: the first comment states no memcheck LEAK SUMMARY")
     for who, w in want.items():
+        if who == "pending":
+            continue
         if w != NO_LEAKS and set(w) != set(KINDS):
             sys.exit(f"{source}: the {who} summary needs all four lines")
     return want
@@ -150,6 +157,9 @@ def main():
     print(out[-6000:])
     print(f"FAIL: {args.tool} said\n{show(got)}\nthe case expects\n" +
           "\n  or\n".join(show(a) for a in accepted))
+    if args.tool == "heaptrail" and "pending" in want:
+        print(f"SKIP: a known gap, pending: {want['pending']}")
+        return 77
     return 1
 
 
