@@ -1,7 +1,9 @@
 /* Where the current thread's stack ends, so the unwinders never read past it. Looked up
- * once per thread (and per alternate stack) from /proc/self/maps with raw open/read:
- * pthread_getattr_np would allocate, and this runs inside malloc and signal handlers. */
+ * once per thread and stack (alternate signal stacks, coroutine stacks) from /proc/self/maps
+ * with raw open/read: pthread_getattr_np would allocate, and this runs inside malloc and
+ * signal handlers. */
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <unistd.h>
 #include "unwind/unwind_int.h"
 
@@ -9,7 +11,17 @@
  * as the same stack, so a deeper recursion does not send us back to /proc every page. */
 #define STACK_GROWTH_SLACK ((uintptr_t)256 << 20)
 
-static __thread struct htri_unwind_stack g_stack __attribute__((tls_model("initial-exec")));
+/* Stacks a thread has run on lately: its own, an alternate signal stack, a few coroutines. */
+#define STACK_CACHED 4
+
+/* Per thread. Written only by the thread itself, but possibly from a signal handler that
+ * interrupted a read: `seq` is odd while an entry is being written, and a reader that sees
+ * it change reads again (a handler runs to completion before the reader resumes). */
+static __thread struct {
+    unsigned seq;
+    unsigned next; /* the entry to replace next */
+    struct htri_unwind_stack known[STACK_CACHED];
+} g_stack __attribute__((tls_model("initial-exec")));
 
 /* Scans maps text for the line whose range holds `sp`. A small state machine over
  * fixed-size reads: lines can be longer than the buffer and need not be kept. */
@@ -69,20 +81,41 @@ done:
     return rc;
 }
 
+static bool stack_find(uintptr_t sp, struct htri_unwind_stack *out)
+{
+    for (;;) {
+        unsigned seq = g_stack.seq;
+        atomic_signal_fence(memory_order_seq_cst);
+        bool found = false;
+        for (int i = 0; i < STACK_CACHED && !found; i++) {
+            struct htri_unwind_stack s = g_stack.known[i];
+            if (s.lo <= sp && sp < s.hi) {
+                *out = s;
+                found = true;
+            }
+        }
+        atomic_signal_fence(memory_order_seq_cst);
+        if (!(seq & 1) && seq == g_stack.seq)
+            return found;
+    }
+}
+
 int htri_unwind_stack_bounds(uintptr_t sp, struct htri_unwind_stack *out)
 {
-    /* Copy first: a signal handler on an alternate stack may rewrite g_stack under us. */
-    struct htri_unwind_stack cached = g_stack;
-    if (htri_likely(cached.lo <= sp && sp < cached.hi)) {
-        *out = cached;
+    if (htri_likely(stack_find(sp, out)))
         return 0;
-    }
+    struct htri_unwind_stack found;
     int saved_errno = errno; /* we run inside malloc, which must not disturb errno */
-    int rc = stack_lookup(sp, &cached);
+    int rc = stack_lookup(sp, &found);
     errno = saved_errno;
     if (rc < 0)
         return rc;
-    g_stack = cached;
-    *out = cached;
+    g_stack.seq++;
+    atomic_signal_fence(memory_order_seq_cst);
+    g_stack.known[g_stack.next] = found;
+    g_stack.next = (g_stack.next + 1) % STACK_CACHED;
+    atomic_signal_fence(memory_order_seq_cst);
+    g_stack.seq++;
+    *out = found;
     return 0;
 }

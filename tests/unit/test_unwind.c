@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <ucontext.h>
 #include <unistd.h>
 #include "base/common.h"
 #include "check.h"
@@ -577,6 +578,45 @@ static void test_dlopen_cycle(void)
     check_chain("cached after dlclose", nofp_entry, "nofp_", HTRI_UNWIND_CACHED, TEST_MAXPCS, 0);
 }
 
+/* Coroutines on stacks of their own (more stacks than the per-thread bounds cache holds):
+ * each capture must stay inside its stack and agree with libunwind up to makecontext's
+ * trampoline. */
+#define TEST_COROUTINES 6
+#define TEST_CO_STACK (256 * 1024)
+
+static ucontext_t g_main_uc, g_co_uc;
+static int g_co_errors;
+
+static void co_main(void)
+{
+    uintptr_t ref[TEST_MAXPCS], got[TEST_MAXPCS];
+    int n_ref, n_got;
+    capture_pair(nofp_entry, HTRI_UNWIND_CACHED, ref, &n_ref, got, &n_got, TEST_MAXPCS, 0);
+    /* Named frames up to run_chain; what called it is the trampoline, not our driver. */
+    g_co_errors += chain_errors(got, n_got, 0, TEST_MAXPCS, "nofp_", TEST_NAMED);
+    if (!same_stack(got, n_got, ref, n_ref))
+        g_co_errors++;
+}
+
+static void test_coroutines(void)
+{
+    void *mem = mmap(NULL, (size_t)TEST_COROUTINES * TEST_CO_STACK, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(mem != MAP_FAILED);
+    if (mem == MAP_FAILED)
+        return;
+    for (int round = 0; round < 2 * TEST_COROUTINES; round++) {
+        CHECK_EQ_U(getcontext(&g_co_uc), 0);
+        g_co_uc.uc_stack.ss_sp = (char *)mem + (size_t)(round % TEST_COROUTINES) * TEST_CO_STACK;
+        g_co_uc.uc_stack.ss_size = TEST_CO_STACK;
+        g_co_uc.uc_link = &g_main_uc;
+        makecontext(&g_co_uc, co_main, 0);
+        CHECK_EQ_U(swapcontext(&g_main_uc, &g_co_uc), 0);
+    }
+    CHECK_EQ_U(g_co_errors, 0);
+    munmap(mem, (size_t)TEST_COROUTINES * TEST_CO_STACK);
+}
+
 /* A forked child unwinds as its parent did (the agent calls htri_unwind_after_fork there). */
 static void test_fork(void)
 {
@@ -613,5 +653,6 @@ int main(void)
     test_junk_rbp();
     test_dlopen_cycle();
     test_fork();
+    test_coroutines();
     return CHECK_DONE();
 }
