@@ -46,8 +46,9 @@ typedef struct agent_buf {
     uint8_t data[HTR_TBUF_BYTES];
 } agent_buf;
 
-/* One per thread that ever recorded; never freed (forked children and late frees in key
- * destructors may still reach it). The owner takes `lock` per event; the writer thread
+/* One per thread that ever recorded; never unmapped. Once its thread is gone (the kernel
+ * says so) the writer puts it on a free list and a new thread reuses it, counters and all
+ * (they are process totals). The owner takes `lock` per event; the writer thread
  * only try-locks it to steal a partial buffer. */
 typedef struct agent_thread {
     volatile int lock;
@@ -58,7 +59,9 @@ typedef struct agent_thread {
     uint64_t t_end;
     agent_buf *buf;
     uint64_t n_allocs, n_frees, bytes_allocated;   /* memcheck-style, this thread */
+    int free_listed;           /* its thread is gone: reusable by a new thread */
     struct agent_thread *next;
+    struct agent_thread *next_free;
 } agent_thread;
 
 typedef struct agent_mmap { uintptr_t addr; size_t len; } agent_mmap;
@@ -89,6 +92,7 @@ static struct {
     volatile int reg_lock;
     agent_thread *threads;         /* list, grows only; published with release */
     agent_thread *thread_free;     /* carve pointer of the current slab */
+    agent_thread *thread_reuse;    /* states of exited threads, under reg_lock */
     int thread_free_left;
     pthread_key_t key;
     int key_ok;
@@ -393,7 +397,20 @@ static agent_thread *agent_thread_new(void)
         g_agent.thread_free = htri_os_pages_alloc(AGENT_THREADS_PER_SLAB * sizeof(agent_thread));
         g_agent.thread_free_left = g_agent.thread_free ? AGENT_THREADS_PER_SLAB : 0;
     }
-    agent_thread *t = NULL;
+    agent_thread *t = g_agent.thread_reuse;
+    if (t) {
+        g_agent.thread_reuse = t->next_free;
+        agent_spin_lock(&t->lock);
+        t->buf = NULL;
+        t->end_pending = 0;
+        t->dead = 0;
+        t->free_listed = 0;
+        __atomic_store_n(&t->tid, htri_os_gettid(), __ATOMIC_RELEASE);
+        __atomic_store_n(&t->announced, 0, __ATOMIC_RELEASE);
+        agent_spin_unlock(&t->lock);
+        agent_spin_unlock(&g_agent.reg_lock);
+        return t;
+    }
     if (g_agent.thread_free_left) {
         t = g_agent.thread_free++;
         g_agent.thread_free_left--;
@@ -1090,6 +1107,20 @@ static void agent_writer_pass(int final, long spin_bound)
             htri_rec_thread_end(&g_agent.meta, (uint32_t)ending[i]->tid, ending[i]->t_end);
     }
     agent_write_meta();
+
+    /* States of threads the kernel no longer knows go back for reuse (their THREAD_END is
+     * written, their last buffer taken). A reused tid still answers: we just wait. */
+    for (agent_thread *t = head; t; t = t->next) {
+        if (!t->dead || t->free_listed || t->buf || t->end_pending)
+            continue;
+        if (syscall(SYS_tgkill, g_agent.pid, t->tid, 0) == 0 || errno != ESRCH)
+            continue;
+        agent_spin_lock(&g_agent.reg_lock);
+        t->free_listed = 1;
+        t->next_free = g_agent.thread_reuse;
+        g_agent.thread_reuse = t;
+        agent_spin_unlock(&g_agent.reg_lock);
+    }
 }
 
 static void *agent_writer_main(void *arg)
@@ -1251,6 +1282,18 @@ void htri_agent_exec_failed(void)
         return;
     /* The program carries on: so do we, after the END (readers take the last END). */
     atomic_store(&g_agent.finished, 0);
+}
+
+void htri_agent_before_dlclose(void)
+{
+    /* Stacks already taken may point into the library about to go: name it now, while
+     * dl_iterate_phdr can still see it. */
+    if (!htri_agent_tracking() || !htri_agent_own_process())
+        return;
+    agent_spin_lock(&g_agent.wlock);
+    if (htri_agent_tracking())
+        agent_writer_pass(0, 0);  /* opens the file if it is not yet */
+    agent_spin_unlock(&g_agent.wlock);
 }
 
 void htri_agent_modules_changed(void)

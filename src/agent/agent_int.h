@@ -61,6 +61,7 @@ void htri_agent_stop_writer(void);
 int htri_agent_own_process(void);
 void htri_agent_before_exec(void);             /* flush + END how=exec */
 void htri_agent_exec_failed(void);
+void htri_agent_before_dlclose(void);          /* writes pending MODULE + NODES records */
 void htri_agent_modules_changed(void);         /* after dlclose */
 int htri_agent_trace_children(void);
 /* For exec with trace_children: the HEAPTRAIL_OPTIONS entry the new image must see

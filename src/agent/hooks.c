@@ -697,6 +697,11 @@ HTRI_EXPORT int dlclose(void *handle)
 {
     if (hooks_enter() || !g_hooks.dlclose)
         return -1;
+    if (!htri_agent_guard) {
+        htri_agent_guard++;
+        htri_agent_before_dlclose();
+        htri_agent_guard--;
+    }
     int rc = g_hooks.dlclose(handle);
     if (rc == 0)
         htri_agent_modules_changed();
