@@ -68,7 +68,7 @@ const char *htri_render_end(char *buf, size_t cap, const htri_model *m)
 {
     char sig[32];
     if (!m->has_end) {
-        snprintf(buf, cap, "no end record (the process was killed, or the trace was cut)");
+        snprintf(buf, cap, "no end record: the process was killed, or the trace was cut");
         return buf;
     }
     switch (m->end_how) {

@@ -354,6 +354,21 @@ def case_e2e_signal(a):
     check("Process terminating with default action of signal 15 (SIGTERM)" in err, "SIGTERM line %r" % err)
     s = heap_summary(err)
     check(s is not None and s[2] == "1,112", "summary after SIGTERM %r" % (s,))
+    # SIGKILL to the program itself: no END record, but the flushed prefix is summarised
+    trace = os.path.join(a.work, "killed.htr")
+    p = subprocess.Popen([a.heaptrail, "run", "-o", trace, prog, "wait"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+        child = int(f.read().split()[0])
+    os.kill(child, signal.SIGKILL)
+    out, err = p.communicate(timeout=60)
+    err = err.decode()
+    check(p.returncode == 128 + 9, "SIGKILL: exit %d" % p.returncode)
+    check("Process terminating with default action of signal 9 (SIGKILL)" in err, "SIGKILL line %r" % err)
+    s = heap_summary(err)
+    check(s is not None and s[2] == "1,112", "summary of a killed program's trace %r" % (s,))
+    check("(no end record: the process was killed, or the trace was cut)" in err, "no END noted: %r" % err)
 
 
 def case_valgrind(a):
