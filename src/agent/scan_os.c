@@ -209,6 +209,35 @@ static void scanos_sleep_us(long us)
     syscall(SYS_nanosleep, &ts, NULL);
 }
 
+/* 1 if thread tid blocks sig (SigBlk of /proc/self/task/TID/status): it would never stop,
+ * so there is no point waiting for it. 0 if not, or unknown. */
+static int scanos_blocks_signal(int tid, int sig)
+{
+    char path[64], buf[2048];
+    int n = 0;
+    const char *pre = "/proc/self/task/";
+    while (pre[n]) { path[n] = pre[n]; n++; }
+    char digits[16];
+    int nd = 0;
+    for (int v = tid; v > 0 && nd < 15; v /= 10) digits[nd++] = (char)('0' + v % 10);
+    while (nd) path[n++] = digits[--nd];
+    const char *post = "/status";
+    for (int i = 0; post[i]; i++) path[n++] = post[i];
+    path[n] = 0;
+    int fd = scanos_open(path, O_RDONLY);
+    if (fd < 0) return 0;
+    long got = syscall(SYS_read, fd, buf, sizeof buf - 1);
+    syscall(SYS_close, fd);
+    if (got <= 0) return 0;
+    buf[got] = 0;
+    const char *p = strstr(buf, "SigBlk:");
+    if (!p) return 0;
+    p += 7;
+    while (*p == ' ' || *p == '\t') p++;
+    uint64_t mask = (uint64_t)scanos_hex(&p);
+    return sig >= 1 && sig <= 64 && ((mask >> (sig - 1)) & 1);
+}
+
 /* Signals every task not yet in threads[]; returns how many were added, or -errno. */
 static int scanos_signal_new_tasks(htri_scan_thread *threads, int cap, int self)
 {
@@ -236,7 +265,9 @@ static int scanos_signal_new_tasks(htri_scan_thread *threads, int cap, int self)
             t->tid = tid;
             __atomic_store_n(&t->state, HTRI_THREAD_SENT, __ATOMIC_RELEASE);
             __atomic_store_n(&g_scanos.n_threads, g_scanos.n_threads + 1, __ATOMIC_RELEASE);
-            if (syscall(SYS_tgkill, g_scanos.pid, tid, g_scanos.sig) != 0)
+            if (scanos_blocks_signal(tid, g_scanos.sig))
+                t->state = HTRI_THREAD_TIMEOUT;   /* cannot stop it: scanned conservatively */
+            else if (syscall(SYS_tgkill, g_scanos.pid, tid, g_scanos.sig) != 0)
                 t->state = HTRI_THREAD_GONE;
             added++;
         }

@@ -304,6 +304,9 @@ HTRI_NOINLINE int htri_scan_world(htri_scan_snapshot_fn snap, void *user, unsign
     n_holes = world_merge_holes(w->holes, n_holes);
     size_t n_roots = world_roots(w->maps, n_maps, w->holes, n_holes, w->roots,
                                  HTRI_ARRAY_LEN(w->roots));
+    /* a thread that runs on may unmap what we read: read every root without faulting */
+    if (out->flags & HTRI_LEAK_WORLD_PARTIAL)
+        for (size_t i = 0; i < n_roots; i++) w->roots[i].flags |= HTRI_ROOT_CAREFUL;
 
     opt.roots = w->roots;
     opt.n_roots = n_roots;

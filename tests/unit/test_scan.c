@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -548,6 +549,46 @@ static HTRI_NOINLINE_T void test_exit_frame_and_ignored(void)
     htri_os_pages_free(g_world.b, bytes);
 }
 
+/* A thread that blocks every signal cannot be stopped: the check must not wait for it, and
+ * scans its whole stack (conservatively) and every root without faulting. */
+static volatile uintptr_t g_masked_hidden;
+static void *masked_thread(void *arg)
+{
+    (void)arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    volatile uintptr_t held = g_masked_hidden ^ KEY;
+    __atomic_add_fetch(&g_world.ready, 1, __ATOMIC_SEQ_CST);
+    while (!g_world.stop) usleep(1000);
+    __asm__ volatile("" : : "r"(held));
+    return NULL;
+}
+
+static void test_unstoppable_thread(void)
+{
+    size_t bytes = 4 * sizeof(htri_block);
+    g_world.b = htri_os_pages_alloc(bytes);
+    g_world.n = 0;
+    g_masked_hidden = alloc_hidden(60, 1);
+    g_world.ready = g_world.stop = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, masked_thread, NULL);
+    while (g_world.ready < 1) usleep(1000);
+    htri_scan_world_result r;
+    uint64_t t0 = htri_os_now_ns();
+    CHECK(htri_scan_world(world_snap, NULL, HTRI_HEUR_ALL, 0, &r) == 0);
+    CHECK(htri_os_now_ns() - t0 < 1000000000ull);   /* no 2 s stop timeout */
+    CHECK(r.flags & HTRI_LEAK_WORLD_PARTIAL);
+    CHECK_EQ_U(r.n_blocks, 1);
+    CHECK_EQ_U(r.scan.extra[0].kind, HTRI_LEAK_REACHABLE);   /* its stack scanned whole */
+    htri_scan_world_free(&r);
+    g_world.stop = 1;
+    pthread_join(t, NULL);
+    for (size_t i = 0; i < g_world.n; i++) free((void *)g_world.b[i].addr);
+    htri_os_pages_free(g_world.b, bytes);
+}
+
 /* Under AddressSanitizer the process maps terabytes of shadow memory (a whole-process scan
  * would read it all) and malloc is ASan's, not glibc's: those cases run in normal builds. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -575,6 +616,7 @@ int main(void)
     if (!SCAN_TEST_ASAN) {
         test_world();
         test_exit_frame_and_ignored();
+        test_unstoppable_thread();
     }
     return CHECK_DONE();
 }
