@@ -171,7 +171,8 @@ void htri_scan_world_free(htri_scan_world_result *r);
 
 /* Marks the calling thread as one of the agent's own (its writer thread): it is stopped
  * like every other, but its stack, TLS and registers are not roots (they hold copies of
- * block addresses it is encoding, which would make lost blocks look reachable). Up to
+ * block addresses it is encoding, which would make lost blocks look reachable), also when
+ * it is the thread running the check (a --leak-check-signal check run by the writer). Up to
  * HTRI_SCAN_MAX_IGNORED threads; returns 0 or -ENOSPC. */
 #define HTRI_SCAN_MAX_IGNORED 8
 int htri_scan_ignore_self(void);

@@ -264,10 +264,16 @@ HTRI_NOINLINE int htri_scan_world(htri_scan_snapshot_fn snap, void *user, unsign
     size_t n_holes = 0, n_words = 0;
     for (int i = 0; i < n_own; i++)
         w->holes[n_holes++] = (world_hole){ w->own[i].start, w->own[i].end };
-    n_holes = world_stack_hole(w->maps, n_maps, self_sp, 0, w->holes, n_holes);
-    for (int i = 0; i < n_self_regs; i++) w->words[n_words++] = self_regs[i];
-    uintptr_t dtv = world_glibc_dtv(w->maps, n_maps, htri_scan_self_tcb());
-    if (dtv) w->words[n_words++] = dtv;
+    uintptr_t dtv;
+    if (world_is_ignored(htri_os_gettid())) {
+        /* the agent's own thread runs the check (--leak-check-signal): none of it is a root */
+        const htri_scan_map *m = htri_scan_maps_find(w->maps, n_maps, self_sp);
+        if (m) w->holes[n_holes++] = (world_hole){ m->start, m->end };
+    } else {
+        n_holes = world_stack_hole(w->maps, n_maps, self_sp, 0, w->holes, n_holes);
+        for (int i = 0; i < n_self_regs; i++) w->words[n_words++] = self_regs[i];
+        if ((dtv = world_glibc_dtv(w->maps, n_maps, htri_scan_self_tcb()))) w->words[n_words++] = dtv;
+    }
     uint32_t n_stopped = 1;
     for (int t = 0; t < n_threads; t++) {
         htri_scan_thread *th = &w->threads[t];

@@ -519,6 +519,17 @@ static void *agent_like_thread(void *arg)
     return NULL;
 }
 
+/* The agent's writer thread running a check itself: its own frames are not roots either. */
+static void *agent_scanning_thread(void *arg)
+{
+    htri_scan_world_result *r = arg;
+    CHECK(htri_scan_ignore_self() == 0);
+    volatile uintptr_t held = g_agent_hidden ^ KEY;
+    CHECK(htri_scan_world(world_snap, NULL, HTRI_HEUR_ALL, 0, r) == 0);
+    __asm__ volatile("" : : "r"(held));
+    return NULL;
+}
+
 static HTRI_NOINLINE_T void test_exit_frame_and_ignored(void)
 {
     size_t bytes = 4 * sizeof(htri_block);
@@ -545,6 +556,12 @@ static HTRI_NOINLINE_T void test_exit_frame_and_ignored(void)
     }
     g_world.stop = 1;
     pthread_join(t, NULL);
+    pthread_t t2;
+    pthread_create(&t2, NULL, agent_scanning_thread, &r);
+    pthread_join(t2, NULL);
+    for (size_t i = 0; i < r.n_blocks; i++)
+        if (r.blocks[i].node == 2) CHECK_EQ_U(r.scan.extra[i].kind, HTRI_LEAK_DEFINITE);
+    htri_scan_world_free(&r);
     for (size_t i = 0; i < g_world.n; i++) free((void *)g_world.b[i].addr);
     htri_os_pages_free(g_world.b, bytes);
 }
