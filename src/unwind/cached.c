@@ -352,6 +352,35 @@ static __thread struct {
     struct cached_memo memos[2];
 } g_memo __attribute__((tls_model("initial-exec")));
 
+/* One step with an ordinary frame's rule: from (pc, sp, bp) to the caller's. Returns false,
+ * leaving them alone, when a slot to read would lie outside [read_lo, read_hi] or the CFA
+ * does not move up the stack. */
+static inline __attribute__((always_inline)) bool
+cached_step(struct cached_hit rule, uintptr_t *pc, uintptr_t *sp, uintptr_t *bp, uintptr_t read_lo,
+            uintptr_t read_hi)
+{
+    /* A branch, not a conditional move: a cmov would wait for rbp's load even in the
+     * common rsp-based frame, putting every saved rbp on the critical path. */
+    uintptr_t base = *sp;
+    if (rule.flags & HTRI_UNWIND_RULE_CFA_RBP) {
+        base = *bp;
+        __asm__ volatile("" : "+r"(base));
+    }
+    uintptr_t cfa = base + (uintptr_t)(intptr_t)rule.cfa_off;
+    uintptr_t ra_at = cfa + (uintptr_t)(intptr_t)rule.ra_words * 8;
+    if (cfa <= *sp || ra_at < read_lo || ra_at > read_hi)
+        return false;
+    if (rule.flags & HTRI_UNWIND_RULE_RBP_SAVED) {
+        uintptr_t bp_at = cfa + (uintptr_t)(intptr_t)rule.bp_words * 8;
+        if (bp_at < read_lo || bp_at > read_hi)
+            return false;
+        *bp = *(const uintptr_t *)bp_at;
+    }
+    *pc = *(const uintptr_t *)ra_at;
+    *sp = cfa;
+    return true;
+}
+
 int htri_unwind_cached_walk(const struct htri_unwind_regs *regs, uintptr_t *pcs, int max,
                             int skip)
 {
@@ -407,6 +436,9 @@ int htri_unwind_cached_walk(const struct htri_unwind_regs *regs, uintptr_t *pcs,
         }
         if (following && old->frames[j].sp == sp && old->frames[j].bp == bp && same_stack)
             goto replay;
+        if (following && htri_unwind_rule_kind(old->frames[j].rule.flags) == HTRI_UNWIND_RULE_FRAME)
+            goto follow;
+    general:
         if (following && old->frames[j].rule.flags)
             rule = old->frames[j].rule;
         else
@@ -430,29 +462,41 @@ int htri_unwind_cached_walk(const struct htri_unwind_regs *regs, uintptr_t *pcs,
             }
             break; /* outermost frame, or a pc in no module */
         }
-        /* A branch, not a conditional move: a cmov would wait for rbp's load even in the
-         * common rsp-based frame, putting every saved rbp on the critical path. */
-        uintptr_t base = sp;
-        if (rule.flags & HTRI_UNWIND_RULE_CFA_RBP) {
-            base = bp;
-            __asm__ volatile("" : "+r"(base));
-        }
-        uintptr_t cfa = base + (uintptr_t)(intptr_t)rule.cfa_off;
-        uintptr_t ra_at = cfa + (uintptr_t)(intptr_t)rule.ra_words * 8;
-        if (cfa <= sp || ra_at < read_lo || ra_at > read_hi)
+        if (!cached_step(rule, &pc, &sp, &bp, read_lo, read_hi))
             break;
-        if (rule.flags & HTRI_UNWIND_RULE_RBP_SAVED) {
-            uintptr_t bp_at = cfa + (uintptr_t)(intptr_t)rule.bp_words * 8;
-            if (bp_at < read_lo || bp_at > read_hi)
-                break;
-            bp = *(const uintptr_t *)bp_at;
-        }
-        pc = *(const uintptr_t *)ra_at;
-        sp = cfa;
         k++;
         if (following) {
             j++;
             following = j < old->n && old->frames[j].pc == pc;
+        }
+        continue;
+
+    follow:
+        /* Frame k has old[j]'s pc and old[j]'s rule is an ordinary frame's: the same steps as
+         * above, less what following makes certain, while the pcs keep matching. */
+        for (;;) {
+            rule = old->frames[j].rule;
+            if (k < memo_limit) {
+                memo->frames[k] = (struct cached_memo_frame){ pc, sp, bp, rule };
+                n_memo++;
+            }
+            if (k >= skip) {
+                pcs[stored++] = pc;
+                if (stored == max)
+                    goto walked;
+            }
+            if (!cached_step(rule, &pc, &sp, &bp, read_lo, read_hi))
+                goto walked;
+            k++;
+            j++;
+            if (j >= old->n || old->frames[j].pc != pc || pc == 0) {
+                following = false;
+                break;
+            }
+            if (old->frames[j].sp == sp && old->frames[j].bp == bp && same_stack)
+                goto replay;
+            if (htri_unwind_rule_kind(old->frames[j].rule.flags) != HTRI_UNWIND_RULE_FRAME)
+                goto general;
         }
         continue;
 
