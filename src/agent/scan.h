@@ -159,6 +159,11 @@ typedef struct htri_scan_world_result {
     uint32_t flags;              /* HTRI_LEAK_WORLD_PARTIAL */
 } htri_scan_world_result;
 
+/* Takes what needs the loader's lock (the static TLS size) ahead of time: call it before
+ * locking anything a thread inside dlopen may wait for (the agent's world lock). Done on
+ * first use otherwise. */
+void htri_scan_prepare(void);
+
 /* A whole-process check: stops the world, snapshots the blocks through `snap`, builds the
  * roots (every readable+writable mapping minus the agent's own memory and module data, glibc's
  * heaps, device mappings, and each stack below its stack pointer; plus each thread's

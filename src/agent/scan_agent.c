@@ -52,6 +52,9 @@ int htri_scan_process(int reason, uint32_t flags, htri_leak_check_rec *summary)
     unsigned heuristics = g_scanagent.heuristics_set ? g_scanagent.heuristics : HTRI_HEUR_ALL;
 
     htri_scan_world_result r;
+    /* dl_iterate_phdr waits for the loader's lock, which a thread in dlopen may hold while
+     * its malloc waits for our world lock: do it first */
+    htri_scan_prepare();
     htri_agent_world_lock();
     uintptr_t from = 0;
     if (reason == HTRI_LEAK_AT_EXIT &&

@@ -14,7 +14,14 @@ typedef struct world_hole { uintptr_t start, end; } world_hole;
 
 static struct {
     int ignored[HTRI_SCAN_MAX_IGNORED];   /* the agent's own threads (tids), 0 = free slot */
+    size_t tls_bytes;                     /* htri_scan_prepare(): static TLS, 0 = not yet */
 } g_world;
+
+void htri_scan_prepare(void)
+{
+    size_t bytes = htri_scan_static_tls_bytes();
+    __atomic_store_n(&g_world.tls_bytes, bytes ? bytes : 1, __ATOMIC_RELEASE);
+}
 
 int htri_scan_ignore_self(void)
 {
@@ -245,7 +252,8 @@ HTRI_NOINLINE int htri_scan_world(htri_scan_snapshot_fn snap, void *user, unsign
     int n_own = htri_os_own_regions(w->own, HTRI_OS_MAX_REGIONS);
     if (n_own > HTRI_OS_MAX_REGIONS) n_own = HTRI_OS_MAX_REGIONS;
 
-    size_t tls_bytes = htri_scan_static_tls_bytes();
+    if (!__atomic_load_n(&g_world.tls_bytes, __ATOMIC_ACQUIRE)) htri_scan_prepare();
+    size_t tls_bytes = __atomic_load_n(&g_world.tls_bytes, __ATOMIC_ACQUIRE);
     int n_threads = htri_scan_stop_world(w->threads, HTRI_SCAN_MAX_THREADS);
     if (n_threads < 0) {
         htri_os_pages_free(w, sizeof *w);
