@@ -186,8 +186,62 @@ static void test_modes_and_resolution(void)
     CHECK(htri_leaks_parse_resolution("x", &v) == -EINVAL);
 }
 
+/* Stacks that share their first frames: nodes 10 and 11 agree on 2 pcs, then differ. */
+static int shared_pcs(void *user, uint32_t node, uint64_t *out, int max)
+{
+    (void)user;
+    if (max < 4) return 0;
+    out[0] = 0x500;
+    out[1] = 0x600;
+    out[2] = 0x700 + node;
+    out[3] = 0x900;
+    return 4;
+}
+static int named_resolve(void *user, uint64_t pc, htri_frame *out, int max)
+{
+    (void)user;
+    if (max < 1) return 0;
+    memset(out, 0, sizeof *out);
+    out->function = pc == 0x900 ? "__libc_start_call_main" : pc == 0x700 + 11 ? "main" : "f";
+    out->pc = pc;
+    return 1;
+}
+
+static void test_resolution_and_below_main(void)
+{
+    htri_leak_group_rec g[2] = {
+        { HTRI_LEAK_DEFINITE, 0, HTRI_FAM_MALLOC, 10, 1, 8, 0 },
+        { HTRI_LEAK_DEFINITE, 0, HTRI_FAM_MALLOC, 11, 1, 8, 0 },
+    };
+    htri_leaks_stacks st = { shared_pcs, named_resolve, NULL, "agent.so" };
+    htri_leaks_opts o;
+    htri_leaks_opts_default(&o);
+    o.mode = HTRI_LEAKCHECK_FULL;
+    int res_frames[3] = { 2, 4, 0 };
+    int want_records[3] = { 1, 2, 2 };   /* low: malloc + 1 frame; med, high: they differ */
+    for (int i = 0; i < 3; i++) {
+        o.resolution = res_frames[i];
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        htri_leaks_result res;
+        CHECK(htri_render_leaks(f, g, 2, &st, &o, &res) == 0);
+        fclose(f);
+        CHECK_EQ_U(res.n_records, want_records[i]);
+        if (i == 0) CHECK(strstr(buf, "16 bytes in 2 blocks are definitely lost in loss record 1 of 1\n"));
+        if (i == 2) {
+            /* node 11's stack ends at main; node 10's glibc start-up frame reads (below main) */
+            CHECK(strstr(buf, ": main\n") != NULL);
+            CHECK(strstr(buf, ": (below main)\n") != NULL);
+            CHECK(strstr(buf, "__libc_start_call_main") == NULL);
+        }
+        free(buf);
+    }
+}
+
 int main(void)
 {
+    test_resolution_and_below_main();
     test_full();
     test_suppressed_and_gen();
     test_modes_and_resolution();
