@@ -80,12 +80,23 @@ declare -A AVAIL
 AVAIL[native]=1
 AVAIL[native-fp]=1
 AVAIL[heaptrack]=$HAVE_HEAPTRACK
-# A heaptrail option counts as supported when a dry run with it exits 0.
+# A heaptrail option counts as supported when a dry run with it exits 0 and nothing on the
+# way (CLI or agent) says it ignored an unknown option.
 probe_opts() {
     local opts=$1
     rm -f "$TRACES/probe.htr"
     # shellcheck disable=SC2086
-    "$HTRAIL" run -o "$TRACES/probe.htr" $opts -- /bin/true >"$LOGS/probe.out" 2>&1
+    "$HTRAIL" run -o "$TRACES/probe.htr" $opts -- /bin/true >"$LOGS/probe.out" 2>&1 || return
+    ! grep -qi 'unknown option\|ignored' "$LOGS/probe.out" || return 99
+}
+# The leak-check-only mode straight through the agent, for a CLI without --record.
+NONE_VIA_AGENT=0
+probe_agent_none() {
+    [ -f "$AGENT" ] || return 1
+    rm -f "$TRACES/probe.htr"
+    env LD_PRELOAD="$AGENT" HEAPTRAIL_OPTIONS="record=none;out=$TRACES/probe.htr" /bin/true \
+        >"$LOGS/probe-agent.out" 2>&1 || return
+    ! grep -qi 'unknown\|ignored' "$LOGS/probe-agent.out"
 }
 declare -A WHY   # why a configuration is n/a
 [ $HAVE_HEAPTRACK = 1 ] || WHY[heaptrack]="not installed"
@@ -98,8 +109,12 @@ for cfg in dwarf cached fp none guard; do
     elif [ "$cfg" = guard ] && probe_opts "--redzone=16 --quarantine=67108864"; then
         OPTS[guard]="--redzone=16 --quarantine=67108864"
         AVAIL[$cfg]=1
+    elif [ "$cfg" = none ] && probe_agent_none; then
+        NONE_VIA_AGENT=1
+        AVAIL[$cfg]=1
+        LABEL[none]="heaptrail agent, HEAPTRAIL_OPTIONS=record=none (CLI has no --record yet)"
     else
-        WHY[$cfg]="dry run exit $rc: $(head -n 1 "$LOGS/probe.out" | tr -d '|' | sed 's/ (see.*//' | cut -c1-70)"
+        WHY[$cfg]="dry run exit $rc: $(grep -i -m1 'unknown\|ignored\|error' "$LOGS/probe.out" | tr -d '|' | sed 's/ (see.*//' | cut -c1-70)"
     fi
 done
 rm -f "$TRACES/probe.htr"
@@ -124,6 +139,12 @@ cmd_of() {
     case $cfg in
         native|native-fp) printf '%s\n' "$prog" "$n" ;;
         heaptrack) printf '%s\n' heaptrack -o "$TRACES/$wl-heaptrack" "$prog" "$n" ;;
+        none)
+            if [ $NONE_VIA_AGENT = 1 ]; then
+                printf '%s\n' env "LD_PRELOAD=$AGENT" "HEAPTRAIL_OPTIONS=record=none;out=$(trace_of "$wl" "$cfg")" "$prog" "$n"
+            else
+                printf '%s\n' "$HTRAIL" run -o "$(trace_of "$wl" "$cfg")" ${OPTS[$cfg]} -- "$prog" "$n"
+            fi ;;
         *)
             printf '%s\n' "$HTRAIL" run -o "$(trace_of "$wl" "$cfg")"
             # shellcheck disable=SC2086
@@ -285,7 +306,7 @@ trace_size() {  # bytes of the trace the last repetition left, or empty
         for cfg in $CONFIGS; do
             [ "${AVAIL[$cfg]}" = 1 ] || continue
             mapfile -t c < <(cmd_of "$wl" "$cfg")
-            echo "${c[*]}"
+            printf "%q " "${c[@]}"; echo
         done
         [ $HAVE_HEAPTRACK = 1 ] && echo "heaptrack_print $(trace_of "$wl" heaptrack) >/dev/null"
         [ -n "$ANALYSED_CFG" ] && echo "$HTRAIL report $(trace_of "$wl" "$ANALYSED_CFG") >/dev/null"
