@@ -68,6 +68,7 @@ void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *, size_t, const void *);
 void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *, size_t, const void *);
 int __libc_start_main(hooks_main_fn, int, char **, void (*)(void), void (*)(void),
                       void (*)(void), void *);
+int __cxa_atexit(void (*)(void *), void *, void *);
 
 static struct {
     _Atomic int state;
@@ -897,9 +898,18 @@ __attribute__((constructor)) static void hooks_init(void)
     htri_agent_guard--;
 }
 
+static void hooks_at_exit_cxa(void *arg)
+{
+    (void)arg;
+    hooks_at_exit();
+}
+
+/* Registered with no DSO handle: atexit() from a library would tie the handler to our
+ * __dso_handle, and __cxa_finalize (our own .fini_array, right after this function) would
+ * run it at once, before the destructors of the libraries finalized after us. */
 __attribute__((destructor)) static void hooks_fini(void)
 {
-    if (atexit(hooks_at_exit) != 0)
+    if (__cxa_atexit(hooks_at_exit_cxa, NULL, NULL) != 0)
         hooks_at_exit();
 }
 
