@@ -1,5 +1,5 @@
-/* Fuzz target for the trace reader and the analysis: any bytes, opened as a trace and run
- * through the full two-pass analysis. With libFuzzer (clang -fsanitize=fuzzer) it is a fuzzer;
+/* Fuzz target for the trace reader, the analysis and the renderers: any bytes, opened as a
+ * trace, run through the full two-pass analysis and rendered (symbols off). With libFuzzer (clang -fsanitize=fuzzer) it is a fuzzer;
  * built with -DHTR_FUZZ_REPLAY it is a driver that replays every file named on the command
  * line or found in the directories named (the CTest regression run over tests/fuzz/corpus).
  *
@@ -18,6 +18,7 @@
 #include <zstd.h>
 
 #include "analyze/analyze.h"
+#include "render/render.h"
 #include "trace/reader.h"
 
 #define FUZZ_MAGIC "HTRFUZZ1"
@@ -98,6 +99,15 @@ static void fuzz_trace(const uint8_t *data, size_t size)
         uint32_t stack[64];
         for (size_t i = 0; i < m->n_nodes; i++)
             (void)htri_model_stack(m, (uint32_t)i, stack, 64);
+        /* the renderers too, symbols off: a trace's strings and numbers reach them as is */
+        FILE *devnull = fopen("/dev/null", "w");
+        if (devnull) {
+            htri_render_opts ro = { 5, "fuzz.htr", 1 };
+            (void)htri_render_text(devnull, m, &ro);
+            (void)htri_render_json(devnull, m, &ro);
+            (void)htri_render_summary(devnull, m, "fuzz.htr", NULL, NULL);
+            fclose(devnull);
+        }
         htri_model_free(m);
     }
     htri_reader_close(r);
