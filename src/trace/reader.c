@@ -73,6 +73,25 @@ static void reader_set_cut(htri_reader *r, int status, uint64_t off, const char 
     snprintf(r->cut.why, sizeof r->cut.why, "%s", why);
 }
 
+/* Whether the file holds only zero bytes from `off` to its end: what a crash leaves when the
+ * file system extended the file before its data reached the disk. A cut, not damage.
+ * Returns 1, 0, or -errno. */
+static int reader_zero_tail(htri_reader *r, uint64_t off)
+{
+    uint8_t buf[65536];
+    while (off < r->size) {
+        size_t n = r->size - off < sizeof buf ? (size_t)(r->size - off) : sizeof buf;
+        int rc = reader_read_at(r, off, buf, n);
+        if (rc < 0)
+            return rc == HTRI_E_TRUNCATED ? 0 : rc;
+        for (size_t i = 0; i < n; i++)
+            if (buf[i])
+                return 0;
+        off += n;
+    }
+    return 1;
+}
+
 /* Walks the frame headers, seeking over the data, until the end or the first frame that is
  * incomplete (the writer was killed mid-append) or does not decode (damage). */
 static int reader_index(htri_reader *r)
@@ -89,7 +108,13 @@ static int reader_index(htri_reader *r)
         if (rc < 0)
             return rc;
         if (htri_frame_header_decode(buf, &h) != 0) {
-            reader_set_cut(r, HTRI_E_CORRUPT, off, "bad frame header");
+            int zero = reader_zero_tail(r, off);
+            if (zero < 0)
+                return zero;
+            if (zero)
+                reader_set_cut(r, HTRI_E_TRUNCATED, off, "zero-filled tail after the last frame");
+            else
+                reader_set_cut(r, HTRI_E_CORRUPT, off, "bad frame header");
             return 0;
         }
         if (h.comp_size > ZSTD_compressBound(h.raw_size) + 64) {

@@ -352,6 +352,24 @@ static void test_file_io(void)
         htri_reader_close(r);
     }
     CHECK_EQ_U((uint64_t)htri_reader_open("/tmp", &r), (uint64_t)-EISDIR);
+
+    /* a crash after the file system grew the file but before the data landed: zeros */
+    uint8_t *z = calloc(1, e.len + 5000);
+    memcpy(z, e.buf, e.len);
+    CHECK_EQ_U(htri_reader_open_mem(z, e.len + 5000, &r), 0);
+    if (r) {
+        CHECK_EQ_U((uint64_t)htri_reader_cut_info(r)->status, (uint64_t)HTRI_E_TRUNCATED);
+        CHECK_EQ_U(htri_reader_cut_info(r)->offset, e.len);
+        CHECK_EQ_U(htri_reader_n_frames(r), 4);
+        htri_reader_close(r);
+    }
+    z[e.len + 4000] = 1;      /* not all zeros: damage */
+    CHECK_EQ_U(htri_reader_open_mem(z, e.len + 5000, &r), 0);
+    if (r) {
+        CHECK_EQ_U((uint64_t)htri_reader_cut_info(r)->status, (uint64_t)HTRI_E_CORRUPT);
+        htri_reader_close(r);
+    }
+    free(z);
     unlink(path);
     free(e.buf);
 }
