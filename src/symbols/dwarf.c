@@ -110,17 +110,25 @@ static int dwarf_qualify(htri_symtab *st, Dwarf_Die *die, const char *name, cons
 /* The name to show for a subprogram or inlined instance, table-owned: a C++ linkage name
  * demangled (the qualified name with parameters), else DW_AT_name, qualified for C++.
  * Other linkage names are ignored: glibc's "__GI___libc_malloc" is an asm alias.
- * Sets *out (NULL: no name); returns 0 or -ENOMEM. */
+ * Sets *out (NULL: no name) and *linkage (the "_Z" linkage name, owned by libdw, or NULL;
+ * dwarf_attr_integrate follows DW_AT_abstract_origin and DW_AT_specification to it);
+ * returns 0 or -ENOMEM. */
 static int dwarf_func_name(htri_symtab *st, Dwarf_Die *cudie, Dwarf_Die *die,
-                           const char **out)
+                           const char **out, const char **linkage)
 {
     Dwarf_Attribute attr;
     const char *name = NULL;
+    *linkage = NULL;
     if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) ||
         dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr))
         name = dwarf_formstring(&attr);
-    if (name && name[0] == '_' && name[1] == 'Z')
-        return htri_symbols_name(st, name, out);
+    if (name && name[0] == '_' && name[1] == 'Z') {
+        int rc = htri_symbols_name(st, name, out);
+        /* a name that does not demangle is shown raw: then it is no second spelling */
+        if (rc == 0 && *out != name)
+            *linkage = name;
+        return rc;
+    }
     name = NULL;
     if (dwarf_attr_integrate(die, DW_AT_name, &attr))
         name = dwarf_formstring(&attr);
@@ -157,8 +165,9 @@ static uint32_t dwarf_udata(Dwarf_Die *die, unsigned int at)
 typedef struct dwarf_node {
     Dwarf_Die die;
     int32_t parent;             /* enclosing function node, -1 for none */
-    bool named;                 /* `name` computed */
+    bool named;                 /* `name` and `linkage` computed */
     const char *name;
+    const char *linkage;        /* htri_frame.linkage from DWARF, or NULL */
 } dwarf_node;
 
 typedef struct dwarf_interval {
@@ -403,12 +412,13 @@ static int dwarf_inline_chain(htri_symtab *st, Dwarf_Die *cudie, Dwarf_Addr cu_a
     for (int32_t id = dwarf_index_find(ix, cu_addr); id >= 0 && n < max;) {
         dwarf_node *node = &ix->nodes[id];
         if (!node->named) {
-            if (dwarf_func_name(st, cudie, &node->die, &node->name) != 0)
+            if (dwarf_func_name(st, cudie, &node->die, &node->name, &node->linkage) != 0)
                 return -ENOMEM;
             node->named = true;
         }
         htri_frame *f = &out[n++];
         f->function = node->name;
+        f->linkage = node->linkage;
         f->file = file;
         f->line = line;
         f->inlined = dwarf_tag(&node->die) == DW_TAG_inlined_subroutine;
@@ -491,6 +501,27 @@ static int dwarf_cu_by_ranges(htri_symtab *st, symbols_module *m, uint64_t addr,
     return 1;
 }
 
+/* Sets f->linkage to the mangled name of the ELF symbol holding `addr` when it demangles
+ * to a name that contains the last component of f->function ("push_edge" of
+ * "ns::push_edge", "operator()" of a lambda's): a size-less symbol reaching over from a
+ * neighbour must not lend its name. Returns 0 or -ENOMEM. */
+static int dwarf_elf_linkage(htri_symtab *st, symbols_module *m, uint64_t addr, htri_frame *f)
+{
+    const char *raw = htri_symbols_elf_name(m, addr), *plain;
+    if (!m->funcs_built)
+        return -ENOMEM;   /* the symbol index could not be built */
+    if (!raw || raw[0] != '_' || raw[1] != 'Z')
+        return 0;
+    if (htri_symbols_name(st, raw, &plain) != 0)
+        return -ENOMEM;
+    const char *last = f->function;
+    for (const char *p = f->function; (p = strstr(p, "::")) != NULL; p += 2)
+        last = p + 2;
+    if (plain != raw && strstr(plain, last))
+        f->linkage = raw;
+    return 0;
+}
+
 int htri_symbols_expand(htri_symtab *st, symbols_module *m, uint64_t addr, htri_frame *out,
                         int max)
 {
@@ -526,21 +557,29 @@ int htri_symbols_expand(htri_symtab *st, symbols_module *m, uint64_t addr, htri_
         if (n < 0)
             return n;
     }
-    if (n > 0 && out[n - 1].function && !out[n - 1].inlined)
+    if (n > 0 && out[n - 1].function && !out[n - 1].inlined) {
+        /* a C++ function DWARF gives no linkage name (internal linkage under gcc) still
+         * has a mangled symbol, which memcheck's suppressions are written against */
+        if (!out[n - 1].linkage)
+            return dwarf_elf_linkage(st, m, addr, &out[n - 1]) != 0 ? -ENOMEM : n;
         return n;
+    }
     /* No DWARF function here (or an unnamed one): the symbol tables still name the code.
      * A chain cut short by `max` keeps what it has. */
     if (n == max)
         return n;
-    const char *name;
-    if (htri_symbols_name(st, htri_symbols_elf_name(m, addr), &name) != 0)
+    const char *raw = htri_symbols_elf_name(m, addr), *name;
+    if (!m->funcs_built || htri_symbols_name(st, raw, &name) != 0)
         return -ENOMEM;
+    const char *linkage = name != raw ? raw : NULL;  /* it demangled */
     if (n > 0 && !out[n - 1].inlined) {
         out[n - 1].function = name;
+        out[n - 1].linkage = linkage;
         return n;
     }
     if (!name && !file)
         return n;
-    out[n] = (htri_frame){ .function = name, .file = n ? NULL : file, .line = n ? 0 : line };
+    out[n] = (htri_frame){ .function = name, .linkage = linkage, .file = n ? NULL : file,
+                           .line = n ? 0 : line };
     return n + 1;
 }

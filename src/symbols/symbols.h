@@ -16,9 +16,21 @@ typedef struct htri_symtab htri_symtab;
 
 /* One source-level frame. A return address may expand to several (inlined calls): the
  * innermost inlined function first, the physical function last. Strings belong to the
- * symtab and live until htri_symtab_close(). Missing parts are NULL / 0. */
+ * symtab and live until htri_symtab_close(). Missing parts are NULL / 0.
+ *
+ * `linkage` is the mangled (Itanium C++ ABI, "_Z...") name of `function`, as `nm` prints
+ * it and as memcheck's `fun:` suppression lines match it; it names the same function as
+ * `function` (which may be spelled otherwise: "f::{lambda}::operator()"). From
+ * DWARF: the DW_AT_linkage_name (or DW_AT_MIPS_linkage_name) of the subprogram, or of the
+ * abstract origin of an inlined subroutine, when it starts with "_Z"; a physical frame
+ * whose DWARF has none (gcc omits it for internal linkage: static functions, lambdas) takes
+ * the "_Z" name of the ELF symbol holding the pc. Without DWARF: the ELF symbol's name when
+ * it is mangled and demangles. NULL otherwise: C names (the linkage name is the name),
+ * asm aliases such as glibc's "__GI___libc_malloc" (internal, never what a user writes),
+ * inlined C++ functions of internal linkage under gcc, and unknown pcs. */
 typedef struct htri_frame {
     const char *function;  /* demangled; NULL if unknown */
+    const char *linkage;   /* the name in the object file, when it differs: see below */
     const char *file;      /* source file, NULL if no line info */
     uint32_t line;
     uint8_t inlined;       /* 1 if this frame was inlined into the next one */

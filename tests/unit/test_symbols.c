@@ -115,6 +115,9 @@ static void mkdirs(const char *path)
 static symfix_site grow_site, inline_site, lambda_site;
 static int inline_call_line;
 
+/* The template member's symbol, as `nm` prints it; main() checks the loader agrees. */
+#define GROW_LINKAGE "_ZN2ns6WidgetIiE4growEm"
+
 /* Resolves `pc` in `mod` (mod < -1: by address). A call that ran out of memory (only under
  * htri_symtab_fail_alloc_after) must answer in full when made again. */
 static int resolve(htri_symtab *st, int mod, uintptr_t pc, htri_frame *f, int max)
@@ -127,13 +130,15 @@ static int resolve(htri_symtab *st, int mod, uintptr_t pc, htri_frame *f, int ma
     return n;
 }
 
-/* The template member: one frame, demangled, at the captured line. */
+/* The template member: one frame, demangled, at the captured line, with its mangled
+ * linkage name (from DWARF's DW_AT_linkage_name). */
 static void check_grow(htri_symtab *st, int mod)
 {
     htri_frame f[8];
     int n = resolve(st, mod, grow_site.pc, f, 8);
     CHECK_EQ_U(n, 1);
     CHECK_STR(f[0].function, "ns::Widget<int>::grow(unsigned long)");
+    CHECK_STR(f[0].linkage, GROW_LINKAGE);
     CHECK(ends_with(f[0].file, "/fixtures/symbols/symfix.cpp"));
     CHECK_EQ_U(f[0].line, grow_site.line);
     CHECK_EQ_U(f[0].inlined, 0);
@@ -141,7 +146,8 @@ static void check_grow(htri_symtab *st, int mod)
 }
 
 /* The always_inline helper: its own frame first (inlined), then the physical caller at the
- * line of the inlined call. */
+ * line of the inlined call. Neither has a linkage name: gcc gives the static helper none
+ * (and, inlined, it has no symbol either), the caller is extern "C". */
 static void check_inline(htri_symtab *st, int mod)
 {
     htri_frame f[8];
@@ -150,14 +156,28 @@ static void check_inline(htri_symtab *st, int mod)
     if (n != 2)
         return;
     CHECK_STR(f[0].function, "ns::push_edge");
+    CHECK(f[0].linkage == NULL);
     CHECK(ends_with(f[0].file, "/fixtures/symbols/symfix.cpp"));
     CHECK_EQ_U(f[0].line, inline_site.line);
     CHECK_EQ_U(f[0].inlined, 1);
     CHECK_STR(f[1].function, "symfix_inline_case");
+    CHECK(f[1].linkage == NULL);
     CHECK(ends_with(f[1].file, "/fixtures/symbols/symfix.cpp"));
     CHECK_EQ_U(f[1].line, inline_call_line);
     CHECK_EQ_U(f[1].inlined, 0);
     CHECK_EQ_U(f[0].module_offset, f[1].module_offset);
+}
+
+/* A lambda's operator() has no linkage name under gcc: named by its scopes, and its
+ * linkage taken from its .symtab symbol. */
+static void check_lambda(htri_symtab *st)
+{
+    htri_frame f[8];
+    int n = resolve(st, -2, lambda_site.pc, f, 8);
+    CHECK_EQ_U(n, 1);
+    CHECK_STR(f[0].function, "symfix_lambda_case::{lambda}::operator()");
+    CHECK_EQ_U(f[0].line, lambda_site.line);
+    CHECK_STR(f[0].linkage, "_ZZ18symfix_lambda_caseENKUliE_clEi");
 }
 
 static void test_self(void *main_ret)
@@ -185,11 +205,7 @@ static void test_self(void *main_ret)
              grow_site.line);
     CHECK_STR(line, want);
 
-    /* A lambda's operator() has no linkage name: named by its scopes. */
-    n = htri_symtab_resolve_pc(st, lambda_site.pc, 1, f, 8);
-    CHECK_EQ_U(n, 1);
-    CHECK_STR(f[0].function, "symfix_lambda_case::{lambda}::operator()");
-    CHECK_EQ_U(f[0].line, lambda_site.line);
+    check_lambda(st);
 
     /* Not a return address: the function's first byte is the function itself. */
     n = htri_symtab_resolve_pc(st, (uintptr_t)&symfix_capture, 0, f, 8);
@@ -210,6 +226,7 @@ static void test_self(void *main_ret)
     CHECK(n >= 1);
     CHECK(f[0].function && (strcmp(f[0].function, "malloc") == 0 ||
                             strcmp(f[0].function, "__libc_malloc") == 0));
+    CHECK(f[0].linkage == NULL);  /* a C name, and never the asm alias __GI___libc_malloc */
     CHECK(f[0].module && strstr(f[0].module, "libc.so"));
     if (libc_handle)
         dlclose(libc_handle);
@@ -354,6 +371,7 @@ static void test_no_dwarf(void)
         int n = htri_symtab_resolve(st, mod, grow_site.pc, 1, f, 8);
         CHECK_EQ_U(n, 1);
         CHECK_STR(f[0].function, "ns::Widget<int>::grow(unsigned long)");
+        CHECK_STR(f[0].linkage, GROW_LINKAGE);   /* the ELF symbol, raw */
         CHECK(f[0].file == NULL && f[0].line == 0);
         htri_frame_format(&f[0], line, sizeof line);
         snprintf(want, sizeof want, "ns::Widget<int>::grow(unsigned long) (in %s+0x%llx)",
@@ -362,6 +380,7 @@ static void test_no_dwarf(void)
         n = htri_symtab_resolve(st, mod, inline_site.pc, 1, f, 8);
         CHECK_EQ_U(n, 1);
         CHECK_STR(f[0].function, "symfix_inline_case");
+        CHECK(f[0].linkage == NULL);
         CHECK_EQ_U(f[0].inlined, 0);
         htri_symtab_close(st);
     }
@@ -410,6 +429,7 @@ static void test_oom(const char *exe_path)
         check_grow(st, mods[1]);
         check_inline(st, mods[1]);
         check_grow(st, -2);  /* by address: the module index is built */
+        check_lambda(st);    /* the ELF symbol index, built for its linkage */
         htri_frame f[4];
         CHECK_EQ_U(resolve(st, -2, 0x10, f, 4), 1);
         long left = htri_symtab_fail_alloc_after(st, -1);
@@ -557,6 +577,7 @@ static void test_clang(void)
     int n = htri_symtab_resolve_pc(st, grow.pc, 1, f, 8);
     CHECK_EQ_U(n, 1);
     CHECK_STR(f[0].function, "ns::Widget<int>::grow(unsigned long)");
+    CHECK_STR(f[0].linkage, GROW_LINKAGE);
     CHECK_EQ_U(f[0].line, grow.line);
     CHECK(ends_with(f[0].module, "/libsymfix-clang.so"));
     n = htri_symtab_resolve_pc(st, inl.pc, 1, f, 8);
@@ -564,6 +585,7 @@ static void test_clang(void)
     if (n == 2) {
         /* clang gives internal functions a linkage name, so the parameters show */
         CHECK_STR(f[0].function, "ns::push_edge(int*)");
+        CHECK_STR(f[0].linkage, "_ZN2nsL9push_edgeEPi");  /* the abstract origin's */
         CHECK_EQ_U(f[0].line, inl.line);
         CHECK_EQ_U(f[0].inlined, 1);
         CHECK_STR(f[1].function, "symfix_inline_case");
@@ -611,6 +633,10 @@ int main(int argc, char **argv)
     symfix_lambda_case(3);
     lambda_site = symfix_last;
     CHECK(grow_site.pc != 0 && inline_site.pc != 0);
+    /* the dynamic symbol the loader finds at the template member: what `nm -D` prints */
+    Dl_info info;
+    CHECK(dladdr((void *)grow_site.pc, &info) != 0);
+    CHECK_STR(info.dli_sname, GROW_LINKAGE);
 
     test_self(main_ret);
     char exe[4096];
