@@ -79,7 +79,12 @@ typedef struct leaks_record {
     uint64_t bytes, blocks, indirect;
 } leaks_record;
 
-/* the allocation function that heads every memcheck stack, per family */
+/* the allocation function that heads every memcheck stack, per family.
+ * The family is all a trace records: posix_memalign, aligned_alloc, memalign, valloc and
+ * pvalloc all write HTRI_FAM_MEMALIGN, and every operator new (nothrow, align_val_t) writes
+ * HTRI_FAM_NEW / _NEW_ARRAY, so the head is "memalign" and _Znwm / _Znam where memcheck
+ * would name posix_memalign or _ZnwmSt11align_val_t. Telling them apart needs a family
+ * per entry point in the trace (src/trace/format.h, src/agent/hooks.c). */
 static const char *leaks_alloc_fn(uint8_t family, int mangled)
 {
     switch (family) {
@@ -170,12 +175,16 @@ static void leaks_collect(const htri_leaks_stacks *st, const leaks_record *r, in
             const char *fn = fr[k].function;
             if (fn && (!strcmp(fn, "main") || leaks_is_below_main(fn))) {
                 below_main = 1;
-                if (strcmp(fn, "main")) fr[k].function = "(below main)";
+                if (strcmp(fn, "main")) {
+                    fr[k].function = "(below main)";
+                    fr[k].linkage = NULL;
+                }
             }
             f->frame[f->n] = fr[k];
             f->pc[f->n] = pcs[i];
-            f->supp[f->n] = (htri_supp_frame){ fr[k].function, NULL, fr[k].module, fr[k].file,
-                                               fr[k].line };
+            /* fun: lines match the mangled name, as memcheck's do, and the demangled one */
+            f->supp[f->n] = (htri_supp_frame){ fr[k].function, fr[k].linkage, fr[k].module,
+                                               fr[k].file, fr[k].line };
             f->n++;
         }
         if (below_main) break;
