@@ -69,6 +69,40 @@ static void test_memcheck_blocks(void)
     htri_supp_close(s);
 }
 
+/* C++ frames carry both names: fun: matches the mangled one (memcheck's suppressions) or
+ * the demangled one (users' patterns); a frame without a linkage name only the latter. */
+static void test_cxx_names(void)
+{
+    static const htri_supp_frame cxx[] = {
+        { "operator new(unsigned long)", "_Znwm", "/usr/lib/libheaptrail-preload.so", NULL, 0 },
+        { "ns::push_edge", NULL, "/opt/app/bin/app", "/src/app/graph.cpp", 12 },
+        { "ns::Widget<int>::grow(unsigned long)", "_ZN2ns6WidgetIiE4growEm",
+          "/opt/app/bin/app", "/src/app/widget.h", 30 },
+        { NULL, "_Z3runi", "/opt/app/bin/app", NULL, 0 },
+    };
+    static const struct { const char *text; int hit; } cases[] = {
+        { "{\n a\n Memcheck:Leak\n fun:_Znwm\n fun:ns::push_edge\n fun:_ZN2ns6WidgetIiE4growEm\n}\n", 1 },
+        { "{\n a\n Memcheck:Leak\n fun:operator new*\n ...\n fun:ns::Widget<int>::grow(unsigned long)\n}\n", 1 },
+        { "{\n a\n Memcheck:Leak\n fun:_Znwm\n ...\n fun:_ZN2ns6Widget?iE4grow*\n fun:_Z3runi\n}\n", 1 },
+        { "{\n a\n Memcheck:Leak\n ...\n fun:ns::Widget<*>::grow*\n fun:run*\n}\n", 0 },
+        { "{\n a\n Memcheck:Leak\n fun:_Znwm\n fun:_ZN2ns9push_edge*\n}\n", 0 },
+        { "{\n a\n Memcheck:Leak\n fun:_Znam\n}\n", 0 },
+        { "leak:_ZN2ns6WidgetIiE4grow\n", 1 },
+        { "leak:Widget<int>::grow\n", 1 },
+        { "leak:^_Z3runi$\n", 1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        htri_supp_set *s = htri_supp_open();
+        CHECK(htri_supp_parse(s, cases[i].text, strlen(cases[i].text), "c", NULL, 0) == 1);
+        int got = htri_supp_match_leak(s, HTRI_LEAK_DEFINITE, cxx, sizeof cxx / sizeof cxx[0]);
+        if ((got == 0) != cases[i].hit)
+            fprintf(stderr, "case %zu should %s:\n%s", i, cases[i].hit ? "match" : "not match",
+                    cases[i].text);
+        CHECK(got == (cases[i].hit ? 0 : -1));
+        htri_supp_close(s);
+    }
+}
+
 static void test_lsan_lines(void)
 {
     CHECK(match_one("leak:make_node\n", HTRI_LEAK_DEFINITE) == 0);
@@ -132,6 +166,7 @@ static void test_glob(void)
 int main(void)
 {
     test_memcheck_blocks();
+    test_cxx_names();
     test_lsan_lines();
     test_errors();
     test_glob();
