@@ -80,11 +80,14 @@ typedef struct leaks_record {
 } leaks_record;
 
 /* the allocation function that heads every memcheck stack, per family.
- * The family is all a trace records: posix_memalign, aligned_alloc, memalign, valloc and
- * pvalloc all write HTRI_FAM_MEMALIGN, and every operator new (nothrow, align_val_t) writes
- * HTRI_FAM_NEW / _NEW_ARRAY, so the head is "memalign" and _Znwm / _Znam where memcheck
- * would name posix_memalign or _ZnwmSt11align_val_t. Telling them apart needs a family
- * per entry point in the trace (src/trace/format.h, src/agent/hooks.c). */
+ * The family is all a trace records of the entry point: posix_memalign, aligned_alloc,
+ * memalign, valloc and pvalloc all write HTRI_FAM_MEMALIGN, and every operator new
+ * (nothrow, align_val_t) HTRI_FAM_NEW / _NEW_ARRAY. memcheck 3.19 heads the first group
+ * "memalign" too, but gives posix_memalign a second frame ("memalign", "posix_memalign"),
+ * and names each operator new by its own symbol (_ZnwmSt11align_val_t, ...). So the stack
+ * shown starts with "memalign" or _Znwm / _Znam, and leaks_supp_match() lets a suppression
+ * written for any member of the family match (g_new_heads). Telling them apart needs a
+ * family per entry point in the trace (src/trace/format.h, src/agent/hooks.c). */
 static const char *leaks_alloc_fn(uint8_t family, int mangled)
 {
     switch (family) {
@@ -96,6 +99,18 @@ static const char *leaks_alloc_fn(uint8_t family, int mangled)
     default: return "malloc";
     }
 }
+
+/* The other operator new entry points one family stands for: mangled, then demangled. */
+static const char *const g_new_heads[2][3][2] = {
+    { { "_ZnwmRKSt9nothrow_t", "operator new(unsigned long, std::nothrow_t const&)" },
+      { "_ZnwmSt11align_val_t", "operator new(unsigned long, std::align_val_t)" },
+      { "_ZnwmSt11align_val_tRKSt9nothrow_t",
+        "operator new(unsigned long, std::align_val_t, std::nothrow_t const&)" } },
+    { { "_ZnamRKSt9nothrow_t", "operator new[](unsigned long, std::nothrow_t const&)" },
+      { "_ZnamSt11align_val_t", "operator new[](unsigned long, std::align_val_t)" },
+      { "_ZnamSt11align_val_tRKSt9nothrow_t",
+        "operator new[](unsigned long, std::align_val_t, std::nothrow_t const&)" } },
+};
 
 /* memcheck's loss-record key: state, then the ExeContext compared at --leak-resolution
  * (frame 0 is the allocation function, i.e. the family). */
@@ -140,6 +155,7 @@ static int leaks_is_below_main(const char *fn)
  * frames with inlined calls expanded, at most num_callers in all. pcs[i] goes with each. */
 typedef struct leaks_frames {
     htri_supp_frame supp[64];
+    htri_supp_frame alt[65];  /* supp with another head, for leaks_supp_match() */
     htri_frame frame[64];
     uint64_t pc[64];
     int n;
@@ -189,6 +205,34 @@ static void leaks_collect(const htri_leaks_stacks *st, const leaks_record *r, in
         }
         if (below_main) break;
     }
+}
+
+/* The suppression matching record `r`, or -1: its stack as shown, else (the trace does not
+ * record which member of the family was called) as memcheck shows another member's: an
+ * operator new by its nothrow / align_val_t symbol, posix_memalign as "memalign" then
+ * "posix_memalign". A suppression may therefore also hide, at the same call site, a sibling
+ * of the function it was written for. */
+static int leaks_supp_match(htri_supp_set *supp, const leaks_record *r, leaks_frames *f)
+{
+    int hit = htri_supp_match_leak(supp, r->kind, f->supp, (size_t)f->n);
+    if (hit >= 0 || f->n < 1)
+        return hit;
+    if (r->family == HTRI_FAM_NEW || r->family == HTRI_FAM_NEW_ARRAY) {
+        int arr = r->family == HTRI_FAM_NEW_ARRAY;
+        memcpy(f->alt, f->supp, (size_t)f->n * sizeof *f->alt);
+        for (int k = 0; k < 3 && hit < 0; k++) {
+            f->alt[0].fun_mangled = g_new_heads[arr][k][0];
+            f->alt[0].fun = g_new_heads[arr][k][1];
+            hit = htri_supp_match_leak(supp, r->kind, f->alt, (size_t)f->n);
+        }
+    } else if (r->family == HTRI_FAM_MEMALIGN) {
+        f->alt[0] = f->supp[0];
+        f->alt[1] = f->supp[0];
+        f->alt[1].fun = f->alt[1].fun_mangled = "posix_memalign";
+        memcpy(f->alt + 2, f->supp + 1, (size_t)(f->n - 1) * sizeof *f->alt);
+        hit = htri_supp_match_leak(supp, r->kind, f->alt, (size_t)f->n + 1);
+    }
+    return hit;
 }
 
 static void leaks_print_stack(FILE *out, const char *prefix, const leaks_frames *f)
@@ -318,7 +362,7 @@ int htri_render_leaks(FILE *out, const htri_leak_group_rec *groups, size_t n_gro
         int suppressed = 0;
         if (print || error) {
             leaks_collect(stacks, r, num_callers, frames);
-            if (o->supp && htri_supp_match_leak(o->supp, r->kind, frames->supp, (size_t)frames->n) >= 0)
+            if (o->supp && leaks_supp_match(o->supp, r, frames) >= 0)
                 suppressed = 1;
         }
         if (suppressed) {
