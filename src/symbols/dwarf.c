@@ -559,8 +559,9 @@ int htri_symbols_expand(htri_symtab *st, symbols_module *m, uint64_t addr, htri_
     }
     if (n > 0 && out[n - 1].function && !out[n - 1].inlined) {
         /* a C++ function DWARF gives no linkage name (internal linkage under gcc) still
-         * has a mangled symbol, which memcheck's suppressions are written against */
-        if (!out[n - 1].linkage)
+         * has a mangled symbol, which memcheck's suppressions are written against; C code
+         * is spared building the module's symbol index */
+        if (!out[n - 1].linkage && dwarf_is_cplusplus(cudie))
             return dwarf_elf_linkage(st, m, addr, &out[n - 1]) != 0 ? -ENOMEM : n;
         return n;
     }
