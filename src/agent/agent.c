@@ -180,7 +180,11 @@ static void agent_futex_wake(_Atomic uint32_t *w)
     syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-uint64_t htri_agent_now(void) { return htri_os_now_ns() - g_agent.start_mono; }
+/* Quantised (config.h: HTR_TIME_QUANTUM_LOG2) so event deltas compress; see the reader for ties. */
+uint64_t htri_agent_now(void)
+{
+    return (htri_os_now_ns() - g_agent.start_mono) & ~(((uint64_t)1 << HTR_TIME_QUANTUM_LOG2) - 1);
+}
 
 /* ---- options ---- */
 

@@ -33,6 +33,8 @@ typedef struct analyze_caps {
 
 /* One replay pass. Pass 1 builds the whole model; pass 2 only tracks live blocks up to the
  * peak event, then charges them to their stacks. */
+#define ANALYZE_MAX_DISPLACED 64
+
 typedef struct analyze_pass {
     htri_model *m;
     int full;
@@ -55,6 +57,10 @@ typedef struct analyze_pass {
     htri_leak_check_rec pending_check;
     htri_leak_group_rec *pending;
     size_t n_pending;
+    /* blocks pushed aside by an allocation at their address within one tick (see FREE) */
+    analyze_block displaced[ANALYZE_MAX_DISPLACED];
+    uint64_t displaced_t[ANALYZE_MAX_DISPLACED];
+    size_t n_displaced;
 } analyze_pass;
 
 #define ANALYZE_MAX_NODE_GAP (1u << 20)
@@ -540,7 +546,9 @@ static int analyze_region_remove(analyze_pass *ps, uint64_t start, uint64_t len,
     return 0;
 }
 
-static void analyze_release(analyze_pass *ps, analyze_block *slot, const htri_record *rec)
+/* Accounts the end of a block's life; removes it from the live table when in_table. */
+static void analyze_release(analyze_pass *ps, analyze_block *slot, const htri_record *rec,
+                            int in_table)
 {
     htri_model *m = ps->m;
     if (ps->full) {
@@ -559,7 +567,22 @@ static void analyze_release(analyze_pass *ps, analyze_block *slot, const htri_re
         }
     }
     ps->heap_live -= slot->size;
-    analyze_remove(&ps->live, slot);
+    if (in_table)
+        analyze_remove(&ps->live, slot);
+}
+
+/* Forgets blocks set aside more than one tick ago: their free never came (lost by the agent,
+ * e.g. a realloc of a block it never saw allocated). */
+static void analyze_purge_displaced(analyze_pass *ps, uint64_t t)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < ps->n_displaced; i++) {
+        if (ps->displaced_t[i] < t)
+            ps->heap_live -= ps->displaced[i].size;
+        else
+            ps->displaced[keep] = ps->displaced[i], ps->displaced_t[keep++] = ps->displaced_t[i];
+    }
+    ps->n_displaced = keep;
 }
 
 static int analyze_event(analyze_pass *ps, const htri_record *rec)
@@ -567,6 +590,8 @@ static int analyze_event(analyze_pass *ps, const htri_record *rec)
     htri_model *m = ps->m;
     int full = ps->full;
     ps->n_events++;
+    if (htri_unlikely(ps->n_displaced))
+        analyze_purge_displaced(ps, rec->t);
     switch (rec->tag) {
     case HTRI_REC_ALLOC:
     case HTRI_REC_INHERIT: {
@@ -602,8 +627,17 @@ static int analyze_event(analyze_pass *ps, const htri_record *rec)
         int rc = analyze_insert(&ps->live, &blk, &old);
         if (rc < 0)
             return rc;
-        if (rc == 1)          /* the free of the old block was lost: forget it */
-            ps->heap_live -= old.size;
+        if (rc == 1) {
+            /* An address still live: either its free sits in another thread's frame at this
+             * same tick (the merge puts allocations first), or the free was lost. Keep the
+             * old block aside for this tick; analyze_purge_displaced forgets it after. */
+            if (ps->n_displaced < ANALYZE_MAX_DISPLACED) {
+                ps->displaced[ps->n_displaced] = old;
+                ps->displaced_t[ps->n_displaced++] = rec->t;
+            } else {
+                ps->heap_live -= old.size;
+            }
+        }
         ps->heap_live += rec->size;
         if (full) {
             if (ps->live.used > m->max_live_blocks)
@@ -622,13 +656,22 @@ static int analyze_event(analyze_pass *ps, const htri_record *rec)
             m->frees++;
             m->family_frees[rec->family & 7]++;
         }
+        for (size_t i = 0; i < ps->n_displaced; i++) {
+            if (ps->displaced[i].addr == rec->addr) {     /* the older block is the one freed */
+                analyze_block blk = ps->displaced[i];
+                ps->displaced[i] = ps->displaced[--ps->n_displaced];
+                ps->displaced_t[i] = ps->displaced_t[ps->n_displaced];
+                analyze_release(ps, &blk, rec, 0);
+                return 0;
+            }
+        }
         analyze_block *slot = analyze_find(&ps->live, rec->addr);
         if (!slot) {
             if (full)
                 m->unknown_frees++;
             break;
         }
-        analyze_release(ps, slot, rec);
+        analyze_release(ps, slot, rec, 1);
         break;
     }
     case HTRI_REC_MMAP:
@@ -750,6 +793,7 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
     ps.err_cap = err_cap;
     if ((rc = analyze_replay(r, &ps)) < 0)
         goto fail;
+    analyze_purge_displaced(&ps, UINT64_MAX);
     if (ps.in_check)
         m->n_leak_checks_incomplete++;     /* a cut trace: the check never finished */
     m->n_events = ps.n_events;
@@ -804,6 +848,7 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
         ps.n_events = 0;
         ps.heap_live = 0;
         ps.serial = 0;
+        ps.n_displaced = 0;
         if ((rc = analyze_replay(r, &ps)) < 0)
             goto fail;
         for (size_t i = 0; i < ps.live.cap; i++) {

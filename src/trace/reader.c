@@ -453,16 +453,26 @@ bad:
     return reader_fail(r, c->ix, why);
 }
 
-/* Merge order: time, then frees before allocations (a block freed and another allocated at
- * the same address within one clock tick must not collide), then file order. */
+/* Merge order: time, then heap allocations before heap frees, then file order. Times are
+ * quantised by the agent (docs/trace-format.md), so threads often tie. A block allocated by
+ * one thread and freed by another within one tick must meet its allocation first; a block
+ * freed by one thread and its address reused by another in the same tick then briefly
+ * collides, which the analysis resolves (an address live twice: the older block is the one
+ * freed). Anonymous mappings keep unmaps first: the mapping analysis has no such rule. */
+static int reader_rank(uint8_t tag)
+{
+    if (tag == HTRI_REC_FREE || tag == HTRI_REC_MMAP)
+        return 1;
+    return 0;
+}
+
 static int reader_before(const reader_cursor *a, const reader_cursor *b)
 {
     if (a->head.t != b->head.t)
         return a->head.t < b->head.t;
-    int fa = a->head.tag == HTRI_REC_FREE || a->head.tag == HTRI_REC_MUNMAP;
-    int fb = b->head.tag == HTRI_REC_FREE || b->head.tag == HTRI_REC_MUNMAP;
-    if (fa != fb)
-        return fa;
+    int ra = reader_rank(a->head.tag), rb = reader_rank(b->head.tag);
+    if (ra != rb)
+        return ra < rb;
     return a->ix < b->ix;
 }
 

@@ -173,6 +173,45 @@ static void test_peak_exact(void)
     free(e.buf);
 }
 
+/* Two threads tie at one quantised time. Case 1: thread 2 frees the block thread 1 allocated
+ * in that same tick (the allocation is replayed first). Case 2: thread 2 frees an old block
+ * and thread 1 gets its address again in that tick: the address is briefly live twice and
+ * the free must end the older block, leaving the new one live. Case 3: a free that was lost
+ * (the address is allocated again a tick later) is forgotten after one tick. */
+static void test_same_tick(void)
+{
+    enc e;
+    enc_file(&e, 1, 0);
+    enc_begin(&e, HTRI_FRAME_META, 0, 0);
+    enc_node(&e, 1, 0, 0x10);
+    enc_node(&e, 2, 0, 0x20);
+    enc_end(&e);
+    enc_begin(&e, HTRI_FRAME_EVENTS, 2, 0);
+    enc_alloc(&e, 0, 0, 64, 2, 0x5000);          /* old block of case 2 */
+    enc_free(&e, 0, 16384, 0x1000);              /* case 1: frees thread 1's block */
+    enc_free(&e, 0, 16384, 0x5000);              /* case 2: frees the old block */
+    enc_end(&e);
+    enc_begin(&e, HTRI_FRAME_EVENTS, 1, 16384);
+    enc_alloc(&e, 0, 16384, 100, 1, 0x1000);     /* case 1 */
+    enc_alloc(&e, 0, 16384, 300, 1, 0x5000);     /* case 2: the address again, still live */
+    enc_alloc(&e, 0, 16384, 7, 1, 0x9000);       /* case 3: its free is lost ... */
+    enc_alloc(&e, 0, 32768, 9, 1, 0x9000);       /* ... and the address comes back */
+    enc_end(&e);
+    htri_model *m = analyze_buf(&e, NULL);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK_EQ_U(m->allocs, 5);
+        CHECK_EQ_U(m->frees, 2);
+        CHECK_EQ_U(m->unknown_frees, 0);
+        CHECK_EQ_U(m->live_blocks, 2);           /* 300 bytes at 0x5000, 9 at 0x9000 */
+        CHECK_EQ_U(m->live_bytes, 309);
+        CHECK_EQ_U(m->sites[1].live_bytes, 309);
+        CHECK_EQ_U(m->sites[2].live_bytes, 0);
+        htri_model_free(m);
+    }
+    free(e.buf);
+}
+
 /* The model keeps the last complete leak check; a check without its LEAK_END, or whose group
  * count disagrees, is not a result. */
 static void test_leak_checks(void)
@@ -290,6 +329,7 @@ int main(void)
     test_sample();
     test_fork();
     test_peak_exact();
+    test_same_tick();
     test_leak_checks();
     test_leak_only();
     test_module_lifetime();
