@@ -364,6 +364,27 @@ HTR_API const char *htr_growth_verdict_name(htr_growth_verdict_t v);
 HTR_API size_t heaptrail_agent_live_bytes(void) HTR_AGENT_WEAK;
 /* 1 while the agent records (0 once it stopped on an error, or after the trace ended). */
 HTR_API int heaptrail_agent_active(void) HTR_AGENT_WEAK;
+/* The agent's implementations behind htr_leak_check_now() and htr_check_heap() below (call
+ * those: they work with or without the agent). */
+HTR_API int heaptrail_agent_leak_check_now(void) HTR_AGENT_WEAK;
+HTR_API int heaptrail_agent_check_heap(void) HTR_AGENT_WEAK;
+
+/* In libheaptrail.a; safe to call whether or not the program runs under the agent. Call
+ * them from the program's own code (not from a signal handler, not from inside malloc).
+ *
+ * htr_leak_check_now: a leak check now, as at exit (memcheck's kinds, the same roots): the
+ * agent stops the other threads for the scan and appends LEAK_CHECK (reason on-demand),
+ * LEAK_GROUP and LEAK_END records to the trace; `heaptrail report` shows it. Blocks until
+ * done. Returns 0, -ENOSYS (no agent in this process), -EBUSY (a check is running), -EIO
+ * (the agent stopped recording), or -ENOMEM.
+ *
+ * htr_check_heap: checks the redzones of every live block and the freed-fill of every
+ * quarantined one now (the misuse checks, `heaptrail run --redzone/--quarantine`); each
+ * damage found is recorded as an error, with this call's stack, and reported once. Returns
+ * the errors found (0: clean), -ENOSYS (no agent), -ENOTSUP (misuse checks off), -EIO or
+ * -ENOMEM. */
+HTR_API int htr_leak_check_now(void);
+HTR_API int htr_check_heap(void);
 /* HTR_AGENT_END */
 
 #ifdef __cplusplus

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -18,6 +19,7 @@
 
 #include "agent/agent_int.h"
 #include "agent/guard.h"
+#include "agent/scan.h"
 #include "base/common.h"
 #include "base/fmt.h"
 #include "base/os.h"
@@ -33,6 +35,11 @@ extern char *program_invocation_short_name;
 #define AGENT_MMAP_SLOTS 4096
 #define AGENT_SIGNAL_SPINS 2000000     /* bounded lock attempts from a fatal-signal handler */
 #define AGENT_FD_MIN 900               /* our descriptors live at or above this */
+/* Misuse checks on unless guard=0: memcheck's habit (a run checks), at the guard's defaults
+ * (16-byte redzones, 64 MiB quarantine). bench/ measures what they cost over recording. */
+#ifndef AGENT_GUARD_DEFAULT
+#define AGENT_GUARD_DEFAULT 1
+#endif
 
 /*  A thread's event buffer; its data is one EVENTS frame in the making.
  *   +------+-----+-----------+--------+--------+------+---------+------------------------+
@@ -88,8 +95,11 @@ static struct {
     int freeres;
     int record_events;
     char options_raw[AGENT_OPTS_MAX];
-    htri_guard_opts guard_opts;    /* misuse-check options, parsed but not wired yet */
-    char guard_seen[128];          /* their names, for the one warning */
+    htri_guard_opts guard_opts;    /* misuse-check options (guard.h) */
+    int guard_on;                  /* guard=0|1: the hooks run the misuse checks */
+    int leak_check;                /* leak_check=no: no leak scan at exit */
+    int leak_check_signal;         /* leak_check_signal=N: a check per signal N, 0 = none */
+    _Atomic int leak_signal_pending;
     char child_env[AGENT_OPTS_MAX + 64];
     /* threads */
     volatile int reg_lock;
@@ -219,7 +229,41 @@ static long agent_atol(const char *s, int *ok)
  *   session=PATH      one "PID\tTRACEPATH\n" line appended per trace file created
  *   freeres=0|1       call __libc_freeres / __gnu_cxx::__freeres at exit (default 1)
  *   record=full|none  none: tables and counters only, no events (leak-check-only runs)
+ *   guard=0|1         the misuse checks (guard.h) in the hooks (default 1: on, with the
+ *                     guard's defaults, 16-byte redzones and a 64 MiB quarantine)
+ *   redzone=N quarantine=SIZE fill-alloc[=BYTE] fail-after=N fail-every=N fail-rate=P
+ *   seed=N fail-in=FUNCTION limit=SIZE limit-action=fail|abort abort-on-error
+ *   error-exitcode=N  the guard's options (htri_guard_parse_option)
+ *   leak_check=no|summary|full   no: no leak scan at exit (default: scan)
+ *   leak_check_signal=N          each signal N runs a leak check (the writer thread runs it)
+ *   heuristics=LIST   memcheck's --leak-check-heuristics: all, none, or a comma list of
+ *                     stdstring, length64, newarray, multipleinheritance
  * Unknown keys and values: one warning line each, otherwise ignored. */
+static int agent_parse_heuristics(const char *val, unsigned *mask)
+{
+    static const char *const names[] = { "stdstring", "length64", "newarray",
+                                         "multipleinheritance" };
+    static const int bits[] = { HTRI_HEUR_STDSTRING, HTRI_HEUR_LENGTH64, HTRI_HEUR_NEWARRAY,
+                                HTRI_HEUR_MULTIPLEINHERITANCE };
+    unsigned m = 0;
+    if (strcmp(val, "all") == 0) { *mask = HTRI_HEUR_ALL; return 0; }
+    if (strcmp(val, "none") == 0) { *mask = 0; return 0; }
+    while (*val) {
+        const char *end = strchr(val, ',');
+        size_t len = end ? (size_t)(end - val) : strlen(val);
+        size_t k = 0;
+        for (; k < HTRI_ARRAY_LEN(names); k++)
+            if (strlen(names[k]) == len && memcmp(names[k], val, len) == 0)
+                break;
+        if (k == HTRI_ARRAY_LEN(names))
+            return -EINVAL;
+        m |= 1u << bits[k];
+        val += len + (end ? 1 : 0);
+    }
+    *mask = m;
+    return 0;
+}
+
 static void agent_parse_option(const char *key, size_t klen, const char *raw_val)
 {
     const char *val = raw_val ? raw_val : "";  /* NULL: the key had no '=' */
@@ -249,17 +293,30 @@ static void agent_parse_option(const char *key, size_t klen, const char *raw_val
             g_agent.record_events = 1;
         else
             htri_fdprintf(2, "heaptrail: unknown record mode '%s' ignored\n", val);
+    } else if (KEY_IS("guard")) {
+        g_agent.guard_on = val[0] != '0';
+    } else if (KEY_IS("leak_check")) {
+        g_agent.leak_check = strcmp(val, "no") != 0;
+    } else if (KEY_IS("leak_check_signal")) {
+        long sig = agent_atol(val, &ok);
+        if (ok && sig > 0 && sig < 65)
+            g_agent.leak_check_signal = (int)sig;
+        else
+            htri_fdprintf(2, "heaptrail: bad leak_check_signal '%s' ignored\n", val);
+    } else if (KEY_IS("heuristics")) {
+        unsigned mask;
+        if (agent_parse_heuristics(val, &mask) == 0)
+            htri_scan_set_heuristics(mask);
+        else
+            htri_fdprintf(2, "heaptrail: bad heuristics '%s' ignored\n", val);
     } else {
         char name[64];
         htri_fmt(name, sizeof name, "%.*s", (int)klen, key);
         int rc = htri_guard_parse_option(&g_agent.guard_opts, name, raw_val);
-        if (rc == -ENOENT) {
+        if (rc == -ENOENT)
             htri_fdprintf(2, "heaptrail: unknown option '%s' ignored\n", name);
-        } else {
-            size_t used = strlen(g_agent.guard_seen);
-            htri_fmt(g_agent.guard_seen + used, sizeof g_agent.guard_seen - used, "%s%s",
-                     used ? ", " : "", name);
-        }
+        else if (rc < 0)
+            htri_fdprintf(2, "heaptrail: bad value for %s ignored\n", name);
     }
 #undef KEY_IS
 }
@@ -332,15 +389,203 @@ static void agent_read_environ(void)
         agent_strlcpy(g_agent.options_raw, opts, sizeof g_agent.options_raw);
         agent_parse_options(g_agent.options_raw);
     }
-    /* The guard (redzones, quarantine, fault injection, limit) is not wired into the hooks
-     * yet: say so once instead of silently running without the checks asked for. */
-    if (g_agent.guard_seen[0])
-        htri_fdprintf(2, "heaptrail: misuse-check options not applied by this agent yet: %s\n",
-                      g_agent.guard_seen);
     htri_fmt(g_agent.child_env, sizeof g_agent.child_env, "HEAPTRAIL_OPTIONS=%s;main_pid=-1",
              g_agent.options_raw);
     if (preload && !g_agent.trace_children)
         agent_strip_preload(preload);
+}
+
+/* ---- misuse guard: reporter, FAULT/LIMIT records, heap checks (hooks.c runs the rest) ---- */
+
+#define AGENT_LIMIT_RECORDS 16     /* LIMIT records with top holders; later refusals: events only */
+#define AGENT_DEFER_MAX 256        /* errors held while table locks are taken (htr_check_heap) */
+
+/* Errors found while this thread holds every table shard lock wait here: the reporter takes
+ * the writer's lock, which comes before the shard locks in the world order. */
+static __thread htri_error_rec *t_defer __attribute__((tls_model("initial-exec")));
+static __thread size_t t_defer_n __attribute__((tls_model("initial-exec")));
+static _Atomic int g_limit_records;
+
+static void agent_emit_error(const htri_error_rec *e)
+{
+    uint8_t rec[HTRI_ERROR_REC_MAX];
+    size_t n = htri_error_rec_encode(e, rec);
+    (void)htri_agent_meta_record(rec[0], rec + 1, n - 1);
+}
+
+/* --abort-on-error, --limit-action=abort: the trace gets its records and END first. */
+static HTRI_NOINLINE void agent_guard_abort(const char *why)
+{
+    htri_fdprintf(2, "heaptrail: %s: aborting\n", why);
+    htri_agent_finish(HTRI_END_SIGNAL, SIGABRT);
+    abort();
+}
+
+/* The guard's reporter (guard.h): stamps time and thread, queues an ERROR record. Runs in the
+ * thread that found the error, with no guard lock held. */
+static void agent_guard_report(void *user, const htri_error_rec *err)
+{
+    (void)user;
+    htri_error_rec e = *err;
+    e.t = htri_agent_now();
+    e.tid = (uint32_t)htri_os_gettid();
+    if (t_defer) {
+        if (t_defer_n < AGENT_DEFER_MAX)
+            t_defer[t_defer_n++] = e;
+        return;
+    }
+    agent_emit_error(&e);
+    if (g_agent.guard_opts.abort_on_error)
+        agent_guard_abort("misuse error and --abort-on-error");
+}
+
+static void agent_guard_init(void)
+{
+    int rc = htri_guard_init(&g_agent.guard_opts, agent_guard_report, NULL);
+    if (rc == -ENOENT)
+        htri_fdprintf(2, "heaptrail: --fail-in=%s names no function: nothing fails by it\n",
+                      g_agent.guard_opts.fail_in);
+    else if (rc == -ENOMEM)
+        htri_fdprintf(2, "heaptrail: no memory for the quarantine: freed blocks are not held\n");
+}
+
+int htri_agent_guard_on(void)
+{
+    return g_agent.guard_on && htri_agent_tracking();
+}
+
+int htri_agent_leak_check(void) { return g_agent.leak_check; }
+
+uint32_t htri_agent_node(const uintptr_t *pcs, int n_pcs)
+{
+    uint32_t node;
+    return htri_stacks_intern(pcs, n_pcs, &node) == 0 ? node : 0;
+}
+
+void htri_agent_guard_fault(int why, uint8_t family, size_t size, const uintptr_t *pcs, int n_pcs)
+{
+    htri_fault_rec f = { htri_agent_now(), (uint32_t)htri_os_gettid(), (uint8_t)why, family,
+                         size, htri_agent_node(pcs, n_pcs) };
+    uint8_t rec[HTRI_ERROR_REC_MAX];
+    size_t n = htri_fault_rec_encode(&f, rec);
+    (void)htri_agent_meta_record(rec[0], rec + 1, n - 1);
+    htri_agent_on_failed(family, size, pcs, n_pcs);
+}
+
+/* A copy of the live table on our own pages (*bytes: its mapping), or NULL. */
+static htri_block *agent_table_copy(size_t *n, size_t *bytes)
+{
+    for (int tries = 0; tries < 4; tries++) {
+        size_t cap = htri_table_count() + 4096;
+        *bytes = cap * sizeof(htri_block);
+        htri_block *blocks = htri_os_pages_alloc(*bytes);
+        if (!blocks)
+            return NULL;
+        htri_table_lock_all();
+        size_t got = htri_table_snapshot(blocks, cap);
+        htri_table_unlock_all();
+        if (got <= cap) {
+            *n = got;
+            return blocks;
+        }
+        htri_os_pages_free(blocks, *bytes);
+    }
+    return NULL;
+}
+
+void htri_agent_guard_limit(uint8_t family, size_t size, const uintptr_t *pcs, int n_pcs)
+{
+    if (atomic_fetch_add(&g_limit_records, 1) < AGENT_LIMIT_RECORDS) {
+        htri_limit_rec l;
+        memset(&l, 0, sizeof l);
+        size_t n = 0, bytes = 0;
+        htri_block *blocks = agent_table_copy(&n, &bytes);
+        if (blocks) {
+            int k = htri_guard_top_holders(blocks, n, l.holders, HTRI_LIMIT_MAX_HOLDERS);
+            l.n_holders = k > 0 ? (uint32_t)k : 0;
+            htri_os_pages_free(blocks, bytes);
+        }
+        l.t = htri_agent_now();
+        l.tid = (uint32_t)htri_os_gettid();
+        l.size = size;
+        l.node = htri_agent_node(pcs, n_pcs);
+        l.family = family;
+        l.live_bytes = htri_guard_live_bytes();
+        l.limit_bytes = g_agent.guard_opts.limit_bytes;
+        uint8_t rec[HTRI_LIMIT_REC_MAX];
+        size_t len = htri_limit_rec_encode(&l, rec);
+        (void)htri_agent_meta_record(rec[0], rec + 1, len - 1);
+    }
+    htri_agent_on_failed(family, size, pcs, n_pcs);
+    if (g_agent.guard_opts.limit_action == HTRI_LIMIT_ABORT)
+        agent_guard_abort("--limit reached and --limit-action=abort");
+}
+
+typedef struct agent_contain_ctx { uintptr_t addr; htri_block *out; int found; } agent_contain_ctx;
+
+static int agent_contain_one(void *user, const htri_block *b)
+{
+    agent_contain_ctx *c = user;
+    if (c->addr > b->addr && c->addr < b->addr + b->size) {
+        *c->out = *b;
+        c->found = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int htri_agent_guard_find_containing(uintptr_t addr, htri_block *out)
+{
+    agent_contain_ctx c = { addr, out, 0 };
+    htri_table_lock_all();
+    htri_table_foreach(agent_contain_one, &c);
+    htri_table_unlock_all();
+    return c.found;
+}
+
+typedef struct agent_verify_ctx { uint32_t where; int errors; } agent_verify_ctx;
+
+static int agent_verify_one(void *user, const htri_block *b)
+{
+    agent_verify_ctx *c = user;
+    if (b->tag & HTRI_GUARD_TAG_ON)
+        c->errors += htri_guard_verify_block((const void *)b->addr, b->size, b->node, b->family,
+                                             c->where, HTRI_NOFAM);
+    return 0;
+}
+
+int htri_agent_guard_verify_live(uint32_t where_node)
+{
+    /* Under the shard locks, so no block is freed (and unmapped) while it is read; the
+     * errors wait in t_defer and are recorded after the locks are gone. */
+    size_t bytes = AGENT_DEFER_MAX * sizeof(htri_error_rec);
+    htri_error_rec *defer = htri_os_pages_alloc(bytes);
+    if (!defer)
+        return -ENOMEM;
+    agent_verify_ctx c = { where_node, 0 };
+    t_defer = defer;
+    t_defer_n = 0;
+    htri_table_lock_all();
+    htri_table_foreach(agent_verify_one, &c);
+    htri_table_unlock_all();
+    t_defer = NULL;
+    for (size_t i = 0; i < t_defer_n; i++)
+        agent_emit_error(&defer[i]);
+    size_t n_deferred = t_defer_n;
+    t_defer_n = 0;
+    htri_os_pages_free(defer, bytes);
+    if (n_deferred && g_agent.guard_opts.abort_on_error)
+        agent_guard_abort("misuse error and --abort-on-error");
+    return c.errors;
+}
+
+void htri_agent_guard_summary(void)
+{
+    uint64_t n_errors, n_contexts;
+    htri_guard_error_counts(&n_errors, &n_contexts);
+    uint8_t rec[3 + 3 * HTRI_VARINT_MAX];
+    size_t n = htri_error_summary_encode(htri_agent_now(), n_errors, n_contexts, rec);
+    (void)htri_agent_meta_record(rec[0], rec + 1, n - 1);
 }
 
 /* ---- init ---- */
@@ -362,6 +607,8 @@ int htri_agent_init_early(void)
     g_agent.unwind_mode = HTRI_UNWIND_DWARF;
     g_agent.freeres = 1;
     g_agent.record_events = 1;
+    g_agent.guard_on = AGENT_GUARD_DEFAULT;
+    g_agent.leak_check = 1;
     agent_read_environ();
     int rc = htri_table_init();
     if (rc == 0)
@@ -379,6 +626,8 @@ int htri_agent_init_early(void)
     if (rc < 0) {
         atomic_store(&g_agent.stopped, 1);
         htri_fdprintf(2, "heaptrail: cannot initialise the agent (%d): stopped recording\n", rc);
+    } else if (g_agent.guard_on) {
+        agent_guard_init();
     }
     atomic_store_explicit(&g_agent.early_done, 1, memory_order_release);
     agent_spin_unlock(&g_agent.early_lock);
@@ -567,7 +816,8 @@ static inline void agent_check_inherit(void)
         agent_emit_inherit();
 }
 
-void htri_agent_on_alloc(uint8_t family, void *p, size_t size, const uintptr_t *pcs, int n_pcs)
+static inline __attribute__((always_inline)) void
+agent_on_alloc(uint8_t family, void *p, size_t size, uint16_t tag, const uintptr_t *pcs, int n_pcs)
 {
     agent_check_inherit();
     uint32_t node;
@@ -575,7 +825,7 @@ void htri_agent_on_alloc(uint8_t family, void *p, size_t size, const uintptr_t *
         htri_agent_stop("stack table full");
         return;
     }
-    htri_block blk = { (uintptr_t)p, size, node, family, 0, 0 };
+    htri_block blk = { (uintptr_t)p, size, node, family, 0, tag };
     if (htri_unlikely(htri_table_insert(&blk) < 0)) {
         htri_agent_stop("live-block table full");
         return;
@@ -602,14 +852,26 @@ void htri_agent_on_alloc(uint8_t family, void *p, size_t size, const uintptr_t *
         agent_after_handoff();
 }
 
-void htri_agent_on_free(uint8_t ffamily, void *p)
+void htri_agent_on_alloc(uint8_t family, void *p, size_t size, const uintptr_t *pcs, int n_pcs)
+{
+    agent_on_alloc(family, p, size, 0, pcs, n_pcs);
+}
+
+void htri_agent_on_alloc_tag(uint8_t family, void *p, size_t size, uint16_t tag,
+                             const uintptr_t *pcs, int n_pcs)
+{
+    agent_on_alloc(family, p, size, tag, pcs, n_pcs);
+}
+
+static inline __attribute__((always_inline)) int agent_on_free(uint8_t ffamily, void *p,
+                                                                htri_block *out)
 {
     agent_check_inherit();
-    if (htri_table_remove((uintptr_t)p, NULL) < 0)
-        return;  /* not ours to count: allocated before us, by us, or while stopped */
+    if (htri_table_remove((uintptr_t)p, out) < 0)
+        return -ENOENT;  /* not ours to count: allocated before us, by us, or while stopped */
     agent_thread *t = agent_self();
     if (!t)
-        return;
+        return 0;
     agent_spin_lock(&t->lock);
     t->n_frees++;
     int handed = 0;
@@ -626,6 +888,17 @@ void htri_agent_on_free(uint8_t ffamily, void *p)
     agent_spin_unlock(&t->lock);
     if (handed)
         agent_after_handoff();
+    return 0;
+}
+
+void htri_agent_on_free(uint8_t ffamily, void *p)
+{
+    agent_on_free(ffamily, p, NULL);
+}
+
+int htri_agent_on_free_block(uint8_t ffamily, void *p, htri_block *out)
+{
+    return agent_on_free(ffamily, p, out);
 }
 
 void htri_agent_on_realloc(void *old_p, void *new_p, size_t size, const uintptr_t *pcs, int n_pcs)
@@ -1150,6 +1423,8 @@ static void *agent_writer_main(void *arg)
 {
     (void)arg;
     htri_agent_guard = 1 << 20;
+    /* Our stack holds copies of block addresses being encoded: never leak-scan roots. */
+    (void)htri_scan_ignore_self();
     /* Program signals must reach program threads, never run here (our guard is set for
      * good); the real-time range stays open for the leak scan's stop-the-world signal. */
     sigset_t mask;
@@ -1167,6 +1442,10 @@ static void *agent_writer_main(void *arg)
         syscall(SYS_futex, &g_agent.wake, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
         if (atomic_load(&g_agent.writer_stop))
             break;
+        /* --leak-check-signal: the handler only raised the flag; the check stops the world
+         * and takes our world lock itself, so it runs here, outside wlock. */
+        if (atomic_exchange(&g_agent.leak_signal_pending, 0) && htri_agent_tracking())
+            (void)htri_scan_process(HTRI_LEAK_ON_SIGNAL, 0, NULL);
         agent_spin_lock(&g_agent.wlock);
         if (!atomic_load(&g_agent.finished) && !atomic_load(&g_agent.stopped))
             agent_writer_pass(0, 0);
@@ -1375,12 +1654,17 @@ static void agent_fork_prepare(void)
     if (!atomic_load(&g_agent.early_done))
         return;
     agent_lock_all();
+    if (g_agent.guard_on)
+        htri_guard_fork_prepare();
 }
 
 static void agent_fork_parent(void)
 {
-    if (atomic_load(&g_agent.early_done))
+    if (atomic_load(&g_agent.early_done)) {
+        if (g_agent.guard_on)
+            htri_guard_fork_parent();
         agent_unlock_all();
+    }
     htri_agent_guard--;
 }
 
@@ -1443,6 +1727,10 @@ static void agent_fork_child(void)
     g_agent.rss_peak = 0;
     g_agent.t_rss = 0;
     atomic_store(&g_agent.inherit_pending, htri_agent_tracking());
+    atomic_store(&g_agent.leak_signal_pending, 0);
+    atomic_store(&g_limit_records, 0);
+    if (g_agent.guard_on)
+        htri_guard_fork_child();
     agent_unlock_all();
     if (htri_agent_tracking())
         agent_start_writer();
@@ -1500,6 +1788,30 @@ static void agent_install_signals(void)
     }
 }
 
+/* --leak-check-signal: async-signal-safe, a flag and a futex wake for the writer thread. */
+static void agent_on_leak_signal(int sig)
+{
+    (void)sig;
+    int saved = errno;
+    atomic_store(&g_agent.leak_signal_pending, 1);
+    agent_futex_wake(&g_agent.wake);
+    errno = saved;
+}
+
+static void agent_install_leak_signal(void)
+{
+    int sig = g_agent.leak_check_signal;
+    if (!sig)
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = agent_on_leak_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    if (sigaction(sig, &sa, NULL) < 0)
+        htri_fdprintf(2, "heaptrail: cannot handle signal %d for leak checks\n", sig);
+}
+
 /* Constructor work: thread-exit key, fork handlers, signals, the writer thread. */
 void htri_agent_init_late(void)
 {
@@ -1514,6 +1826,7 @@ void htri_agent_init_late(void)
     }
     pthread_atfork(agent_fork_prepare, agent_fork_parent, agent_fork_child);
     agent_install_signals();
+    agent_install_leak_signal();
     if (!htri_agent_tracking())
         return;
     g_agent.file_wanted = 1;

@@ -72,5 +72,34 @@ int htri_agent_signal_is_ours(int sig);
 void htri_agent_signal_taken(int sig);
 /* Stop recording with one stderr line `heaptrail: <why>: stopped recording`. */
 void htri_agent_stop(const char *why);
+/* leak_check option: 0 when the exit scan is off (leak_check=no). */
+int htri_agent_leak_check(void);
+
+/* ---- misuse checks (guard.h): what hooks.c needs of the core; call with the reentrancy
+ * guard set. ---- */
+/* 1 if the misuse checks run (guard option, default on) and the agent initialised. Read
+ * once at bootstrap: blocks laid out by the guard must be handled so until the end. */
+int htri_agent_guard_on(void);
+/* htri_agent_on_alloc that stores the guard's tag (htri_guard_tag) in the table. */
+void htri_agent_on_alloc_tag(uint8_t family, void *p, size_t size, uint16_t tag,
+                             const uintptr_t *pcs, int n_pcs);
+/* htri_agent_on_free that hands back the removed block. Returns 0, or -ENOENT if p is no
+ * live block (nothing recorded). */
+int htri_agent_on_free_block(uint8_t ffamily, void *p, htri_block *out);
+/* Stack id of pcs (0 when the stack table is full). */
+uint32_t htri_agent_node(const uintptr_t *pcs, int n_pcs);
+/* An allocation refused by fault injection (why: HTRI_FAULT_*): FAULT record + ALLOC_FAILED. */
+void htri_agent_guard_fault(int why, uint8_t family, size_t size, const uintptr_t *pcs, int n_pcs);
+/* An allocation refused by --limit: LIMIT record with the top holders + ALLOC_FAILED; does
+ * not return with --limit-action=abort. */
+void htri_agent_guard_limit(uint8_t family, size_t size, const uintptr_t *pcs, int n_pcs);
+/* The live block that contains addr (not at its start). Takes every shard lock: error path
+ * only. Returns 1 with *out set, else 0. */
+int htri_agent_guard_find_containing(uintptr_t addr, htri_block *out);
+/* Checks the redzones of every live block laid out by the guard (errors recorded with
+ * where_node). Takes every shard lock meanwhile. Returns errors found, or -ENOMEM. */
+int htri_agent_guard_verify_live(uint32_t where_node);
+/* ERROR_SUMMARY record: errors and contexts so far. */
+void htri_agent_guard_summary(void);
 
 #endif

@@ -11,8 +11,8 @@
 #include "trace/error_record.h"
 #include "trace/format.h"
 
-/*  How the hooks use this module (tests/programs/misuse/harness/guard_shim.c does exactly
- *  this over glibc, and is the executable version of these notes):
+/*  How the hooks use this module (src/agent/hooks.c, "misuse-check mode", does exactly this;
+ *  the misuse.heaptrail.* tests run tests/programs/misuse/ through it):
  *
  *  init_early  htri_guard_opts_default + htri_guard_parse_option per option (-ENOENT: not
  *              ours) + htri_guard_init(&o, report, ctx). The reporter stamps t/tid, encodes

@@ -2,6 +2,7 @@
  * anonymous mmap, exec/exit/signal/dlclose. Each hook calls the real function, captures the
  * stack and hands the event to the recording core (agent.c). Bootstrap lives here too. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <malloc.h>
 #include <sched.h>
 #include <signal.h>
@@ -13,6 +14,8 @@
 #include <unistd.h>
 
 #include "agent/agent_int.h"
+#include "agent/guard.h"
+#include "agent/scan.h"
 #include "base/common.h"
 #include "base/fmt.h"
 #include "base/os.h"
@@ -101,7 +104,10 @@ static struct {
     void (*cxx_freeres)(void);
     void *new_fn[NEW_COUNT];
     void *del_fn[DEL_COUNT];
+    void *(*get_new_handler)(void);
     _Atomic int cxx_resolved;
+    int guard;                 /* misuse checks on (fixed at bootstrap): the hooks' one branch */
+    volatile int in_freeres;   /* the exit path runs __libc_freeres / __gnu_cxx::__freeres */
     hooks_main_fn real_main;
     size_t arena_used;
     _Alignas(64) uint8_t arena[HOOKS_ARENA_BYTES];
@@ -161,6 +167,8 @@ static void hooks_resolve_cxx(void)
             g_hooks.del_fn[i] = hooks_sym(hooks_del_names[i]);
     if (!g_hooks.cxx_freeres)
         g_hooks.cxx_freeres = (void (*)(void))hooks_sym("_ZN9__gnu_cxx9__freeresEv");
+    if (!g_hooks.get_new_handler)
+        g_hooks.get_new_handler = (void *(*)(void))hooks_sym("_ZSt15get_new_handlerv");
     if (g_hooks.new_fn[NEW_N])
         __atomic_store_n(&g_hooks.cxx_resolved, 1, __ATOMIC_RELEASE);
 }
@@ -211,6 +219,7 @@ static HTRI_NOINLINE void hooks_bootstrap(void)
          * Until init is done, htri_agent_tracking() says no and hooks pass through. */
         __atomic_store_n(&g_hooks.state, HOOKS_READY, __ATOMIC_RELEASE);
         htri_agent_init_early();
+        g_hooks.guard = htri_agent_guard_on();
         htri_agent_guard--;
         return;
     }
@@ -249,12 +258,285 @@ static inline __attribute__((always_inline)) int hooks_pass(void)
     uintptr_t pcs[HTR_MAX_DEPTH]; \
     int n = htri_unwind_capture(pcs, htri_agent_depth(), 1)
 
+
+/* ---- misuse-check mode (guard.h; the wiring notes there) ----
+ * With g_hooks.guard set, every hook takes these paths instead: the real allocator is asked
+ * for room for redzones, freed blocks wait in the quarantine, bad frees free nothing. Every
+ * hooks_g_* runs with the reentrancy guard already set by its caller. */
+
+enum { G_PASS = 0, G_TRACK = 1, G_NEW = 2 };
+
+/* The operator new hook running on this thread (t_new_fp is its frame): what the program
+ * asked for and its stack, for the guarded allocation its real operator new makes. */
+static __thread struct {
+    const uintptr_t *pcs;
+    int n_pcs;
+    uint8_t family;
+    uint8_t armed;     /* the next nested allocation is that of the new */
+    uint8_t done;      /* it happened, and was recorded by the nested hook */
+    size_t size, align;
+} t_gnew __attribute__((tls_model("initial-exec")));
+
+/* Allocation hooks: pass (our own calls, not tracking), track, or the allocation of the
+ * operator new hook this one runs under. Other allocations below a new (the exception
+ * object of bad_alloc) are tracked: their free would otherwise be a bad free. */
+static inline __attribute__((always_inline)) int hooks_g_mode(void)
+{
+    if (htri_agent_guard)
+        return G_PASS;
+    uintptr_t fp = t_new_fp;
+    if (htri_unlikely(fp != 0)) {
+        if ((uintptr_t)__builtin_frame_address(0) < fp && t_gnew.armed)
+            return G_NEW;
+        if ((uintptr_t)__builtin_frame_address(0) >= fp) {
+            t_new_fp = 0;
+            t_gnew.armed = 0;
+        }
+    }
+    return htri_agent_tracking() ? G_TRACK : G_PASS;
+}
+
+/* Release hooks track whenever the core does. */
+static inline __attribute__((always_inline)) int hooks_g_release_tracked(void)
+{
+    return !htri_agent_guard && htri_agent_tracking();
+}
+
+/* Fault injection, limit, then the real allocation with room for the redzones. Records the
+ * refusals (FAULT, LIMIT, ALLOC_FAILED); the caller records the block (tag in *tag).
+ * Returns the user pointer, or NULL with errno ENOMEM. */
+static HTRI_NOINLINE void *hooks_g_make(uint8_t fam, size_t size, size_t align, int zero,
+                                        const uintptr_t *pcs, int n, uint16_t *tag)
+{
+    int why = htri_guard_should_fail(size, pcs, n);
+    if (htri_unlikely(why)) {
+        htri_agent_guard_fault(why, fam, size, pcs, n);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (htri_unlikely(htri_guard_limit_reserve(size) < 0)) {
+        htri_agent_guard_limit(fam, size, pcs, n);
+        errno = ENOMEM;
+        return NULL;
+    }
+    int fill = htri_guard_options()->fill_alloc;
+    void *raw = NULL, *user = NULL;
+    *tag = 0;
+    if (htri_guard_layout_on()) {
+        size_t raw_size, raw_align;
+        if (htri_guard_size_for(size, align, &raw_size, &raw_align) == 0)
+            raw = raw_align ? g_hooks.memalign(raw_align, raw_size)
+                            : zero ? g_hooks.calloc(1, raw_size) : g_hooks.malloc(raw_size);
+        if (raw) {
+            user = htri_guard_init_block(raw, size, align, zero ? -1 : fill);
+            if (zero && raw_align)
+                memset(user, 0, size);
+            *tag = htri_guard_tag(align);
+        }
+    } else {
+        raw = align > 16 ? g_hooks.memalign(align, size)
+                         : zero ? g_hooks.calloc(1, size) : g_hooks.malloc(size);
+        user = raw;
+        if (raw && !zero && fill >= 0)
+            memset(raw, fill, size);
+    }
+    if (!raw) {
+        htri_guard_limit_release(size);
+        htri_agent_on_failed(fam, size, pcs, n);
+        errno = ENOMEM;
+    }
+    return user;
+}
+
+static HTRI_NOINLINE void *hooks_g_alloc(uint8_t fam, size_t size, size_t align, int zero,
+                                         const uintptr_t *pcs, int n)
+{
+    uint16_t tag;
+    void *p = hooks_g_make(fam, size, align, zero, pcs, n, &tag);
+    if (p)
+        htri_agent_on_alloc_tag(fam, p, size, tag, pcs, n);
+    return p;
+}
+
+/* The allocation made by the real operator new of the hook this thread runs under: guarded
+ * with the program's size, alignment, family and stack. A failure disarms (the bad_alloc
+ * that follows allocates too) unless a new_handler will make libstdc++ try again. */
+static HTRI_NOINLINE void *hooks_g_new_nested(void)
+{
+    void *p = hooks_g_alloc(t_gnew.family, t_gnew.size, t_gnew.align, 0, t_gnew.pcs,
+                            t_gnew.n_pcs);
+    if (p) {
+        t_gnew.armed = 0;
+        t_gnew.done = 1;
+    } else if (!g_hooks.get_new_handler || !g_hooks.get_new_handler()) {
+        t_gnew.armed = 0;
+    }
+    return p;
+}
+
+/* Untracked release (our own frees, after the trace ended): a block the guard laid out goes
+ * back as its raw pointer, found by the table or, failing that, by its header. */
+static HTRI_NOINLINE void hooks_g_free_pass(void *p)
+{
+    htri_block b;
+    void *raw = NULL;
+    if (htri_table_remove((uintptr_t)p, &b) == 0)
+        raw = htri_guard_raw_of(p, b.tag);
+    else if (htri_guard_layout_on())
+        raw = htri_guard_raw(p);
+    g_hooks.free(raw ? raw : p);
+}
+
+/* A released block that was live: family, redzones, limit, then the quarantine. */
+static void hooks_g_retire(const htri_block *b, uint8_t ffam, uint32_t where, int check_family)
+{
+    if (check_family && !htri_guard_families_match(b->family, ffam))
+        htri_guard_report_mismatch(b, ffam, where);
+    if (b->tag & HTRI_GUARD_TAG_ON)
+        htri_guard_verify_block((void *)b->addr, b->size, b->node, b->family, where, ffam);
+    htri_guard_limit_release(b->size);
+    htri_guard_qentry q = { b->addr, b->size, b->node, where, b->family, ffam,
+                            (uint16_t)(b->tag & 0xff) };
+    if (htri_guard_quarantine_push(&q))
+        g_hooks.free(htri_guard_raw_of((void *)b->addr, b->tag));
+    while (htri_guard_quarantine_evict(&q))
+        g_hooks.free(htri_guard_qentry_raw(&q));
+}
+
+/* free, delete, realloc(p, 0): a pointer that is no live block is reported and not freed
+ * (the program goes on, as under memcheck). */
+static HTRI_NOINLINE void hooks_g_release(uint8_t ffam, void *p, const uintptr_t *pcs, int n)
+{
+    uint32_t where = htri_agent_node(pcs, n);
+    htri_block b;
+    if (htri_agent_on_free_block(ffam, p, &b) < 0) {
+        if (g_hooks.in_freeres) {
+            /* libc's own caches, some filled by our calls (the writer thread's TLS) */
+            hooks_g_free_pass(p);
+            return;
+        }
+        htri_block live;
+        int inside = htri_agent_guard_find_containing((uintptr_t)p, &live);
+        htri_guard_report_invalid_free((uintptr_t)p, ffam, where, inside ? &live : NULL);
+        return;
+    }
+    hooks_g_retire(&b, ffam, where, 1);
+}
+
+static HTRI_NOINLINE void *hooks_g_realloc_pass(void *old, size_t size)
+{
+    htri_block b;
+    int had = htri_table_remove((uintptr_t)old, &b) == 0;
+    void *raw = NULL;
+    size_t was = 0;
+    if (had && (b.tag & HTRI_GUARD_TAG_ON)) {
+        raw = htri_guard_raw_of(old, b.tag);
+        was = b.size;
+    } else if (!had && htri_guard_layout_on() && (raw = htri_guard_raw(old)) != NULL) {
+        was = htri_guard_usable_size(old);
+    }
+    if (!raw) {
+        void *p = g_hooks.realloc(old, size);
+        if (!p && size && had)
+            htri_table_insert(&b);
+        return p;
+    }
+    if (size == 0) {
+        g_hooks.free(raw);
+        return NULL;
+    }
+    void *p = g_hooks.malloc(size);
+    if (!p) {
+        if (had)
+            htri_table_insert(&b);
+        return NULL;
+    }
+    memcpy(p, old, was < size ? was : size);
+    g_hooks.free(raw);
+    return p;
+}
+
+/* realloc never calls the real realloc: the old block goes to the quarantine, so a stale
+ * pointer to it is caught. A pointer that is no live block is an invalid free; NULL. */
+static HTRI_NOINLINE void *hooks_g_realloc(void *old, size_t size, const uintptr_t *pcs, int n)
+{
+    if (!old)
+        return hooks_g_alloc(HTRI_FAM_REALLOC, size, 0, 0, pcs, n);
+    if (size == 0) {
+        hooks_g_release(HTRI_FFAM_REALLOC, old, pcs, n);
+        return NULL;
+    }
+    htri_block b;
+    if (htri_table_find((uintptr_t)old, &b) < 0) {
+        hooks_g_release(HTRI_FFAM_REALLOC, old, pcs, n);
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint32_t where = htri_agent_node(pcs, n);
+    if (!htri_guard_families_match(b.family, HTRI_FFAM_REALLOC))
+        htri_guard_report_mismatch(&b, HTRI_FFAM_REALLOC, where);
+    uint16_t tag;
+    size_t align = (b.tag & HTRI_GUARD_TAG_ON) ? htri_guard_tag_align(b.tag) : 0;
+    void *p = hooks_g_make(HTRI_FAM_REALLOC, size, align, 0, pcs, n, &tag);
+    if (!p)
+        return NULL;   /* the old block stays the program's */
+    memcpy(p, old, b.size < size ? b.size : size);
+    htri_block gone;
+    if (htri_agent_on_free_block(HTRI_FFAM_REALLOC, old, &gone) == 0)
+        hooks_g_retire(&gone, HTRI_FFAM_REALLOC, where, 0);
+    htri_agent_on_alloc_tag(HTRI_FAM_REALLOC, p, size, tag, pcs, n);
+    return p;
+}
+
+static HTRI_NOINLINE size_t hooks_g_usable_size(void *p)
+{
+    htri_block b;
+    if (htri_table_find((uintptr_t)p, &b) == 0) {
+        if (b.tag & HTRI_GUARD_TAG_ON)
+            return b.size;
+    } else if (htri_guard_layout_on() && htri_guard_raw(p)) {
+        return htri_guard_usable_size(p);
+    }
+    return g_hooks.malloc_usable_size(p);
+}
+
+/* The exit path, before the leak scan and END: every quarantined block's fill is checked as
+ * it is freed, every live block's redzones, then the ERROR_SUMMARY record. */
+static void hooks_g_at_exit(void)
+{
+    htri_guard_qentry q;
+    while (htri_guard_quarantine_pop(&q))
+        g_hooks.free(htri_guard_qentry_raw(&q));
+    htri_agent_guard_verify_live(0);
+    htri_agent_guard_summary();
+}
+
+/* Body of every malloc-shaped hook in misuse-check mode; `real` is the pass-through call. */
+#define HOOKS_G_ALLOC(fam, size, align, zero, real) \
+    do { \
+        int m_ = hooks_g_mode(); \
+        if (m_ == G_PASS) \
+            return real; \
+        htri_agent_guard++; \
+        void *p_; \
+        if (m_ == G_NEW) { \
+            p_ = hooks_g_new_nested(); \
+        } else { \
+            HOOKS_CAPTURE(pcs_, n_); \
+            p_ = hooks_g_alloc(fam, size, align, zero, pcs_, n_); \
+        } \
+        htri_agent_guard--; \
+        return p_; \
+    } while (0)
+
 /* ---- malloc family ---- */
 
 HTRI_EXPORT void *malloc(size_t size)
 {
     if (hooks_enter())
         return hooks_arena_alloc(size, 16);
+    if (htri_unlikely(g_hooks.guard))
+        HOOKS_G_ALLOC(HTRI_FAM_MALLOC, size, 0, 0, g_hooks.malloc(size));
     if (hooks_pass())
         return g_hooks.malloc(size);
     htri_agent_guard++;
@@ -276,6 +558,12 @@ HTRI_EXPORT void *calloc(size_t count, size_t size)
             return NULL;
         return hooks_arena_alloc(total, 16);  /* static memory, already zero */
     }
+    if (htri_unlikely(g_hooks.guard)) {
+        size_t total;
+        if (htri_mul_overflow(count, size, &total))
+            return g_hooks.calloc(count, size);   /* its ENOMEM */
+        HOOKS_G_ALLOC(HTRI_FAM_CALLOC, total, 0, 1, g_hooks.calloc(count, size));
+    }
     if (hooks_pass())
         return g_hooks.calloc(count, size);
     htri_agent_guard++;
@@ -290,6 +578,22 @@ HTRI_EXPORT void *calloc(size_t count, size_t size)
     htri_agent_guard--;
     return p;
 }
+
+/* realloc and reallocarray in misuse-check mode. */
+#define HOOKS_G_REALLOC(old, size) \
+    do { \
+        int tracked_ = hooks_g_release_tracked(); \
+        void *p_; \
+        htri_agent_guard++; \
+        if (!tracked_) { \
+            p_ = (old) ? hooks_g_realloc_pass(old, size) : g_hooks.realloc(NULL, size); \
+        } else { \
+            HOOKS_CAPTURE(pcs_, n_); \
+            p_ = hooks_g_realloc(old, size, pcs_, n_); \
+        } \
+        htri_agent_guard--; \
+        return p_; \
+    } while (0)
 
 /* realloc and reallocarray share this; `size` is the new size (SIZE_MAX on overflow). */
 static inline __attribute__((always_inline)) void *
@@ -321,6 +625,8 @@ HTRI_EXPORT void *realloc(void *old, size_t size)
         }
         return hooks_arena_alloc(size, 16);
     }
+    if (htri_unlikely(g_hooks.guard))
+        HOOKS_G_REALLOC(old, size);
     if (hooks_pass())
         return g_hooks.realloc(old, size);
     htri_agent_guard++;
@@ -344,6 +650,8 @@ HTRI_EXPORT void *reallocarray(void *old, size_t count, size_t elem)
     }
     if (hooks_enter() || (old && hooks_in_arena(old)) || !g_hooks.reallocarray)
         return realloc(old, size);
+    if (htri_unlikely(g_hooks.guard))
+        HOOKS_G_REALLOC(old, size);
     if (hooks_pass())
         return g_hooks.reallocarray(old, count, elem);
     htri_agent_guard++;
@@ -362,6 +670,18 @@ HTRI_EXPORT void free(void *p)
         return;
     if (hooks_enter())
         return;  /* cannot happen for a real pointer: nothing real was handed out yet */
+    if (htri_unlikely(g_hooks.guard)) {
+        int tracked = hooks_g_release_tracked();
+        htri_agent_guard++;
+        if (tracked) {
+            HOOKS_CAPTURE(pcs, n);
+            hooks_g_release(HTRI_FFAM_FREE, p, pcs, n);
+        } else {
+            hooks_g_free_pass(p);
+        }
+        htri_agent_guard--;
+        return;
+    }
     if (hooks_pass()) {
         g_hooks.free(p);
         return;
@@ -389,12 +709,61 @@ static inline __attribute__((always_inline)) void *hooks_memalign_real(int kind,
     return p;
 }
 
+/* Misuse-check mode: the alignment and size the real function would use (power of two;
+ * pvalloc rounds the size to pages). 0 with *rc = EINVAL for posix_memalign's bad ones. */
+static inline int hooks_g_align(int kind, size_t align, size_t *out_align, size_t *size, int *rc)
+{
+    if (kind >= MA_VALLOC) {
+        *out_align = 4096;
+        if (kind == MA_PVALLOC)
+            *size = *size ? (*size + 4095) & ~(size_t)4095 : 4096;
+        return 1;
+    }
+    if (kind == MA_POSIX && (align < sizeof(void *) || (align & (align - 1)))) {
+        *rc = EINVAL;
+        return 0;
+    }
+    if (align > ((size_t)1 << 40)) {
+        errno = EINVAL;
+        *rc = EINVAL;
+        return 0;
+    }
+    size_t a = 1;
+    while (a < align)
+        a <<= 1;
+    *out_align = a;
+    return 1;
+}
+
 #define HOOKS_MEMALIGN_BODY(kind, align, size, rcp) \
     do { \
         if (hooks_enter()) { \
             void *a_ = hooks_arena_alloc(size, (kind) >= MA_VALLOC ? 4096 : (align)); \
             *(rcp) = a_ ? 0 : ENOMEM; \
             return_value = a_; \
+            break; \
+        } \
+        if (htri_unlikely(g_hooks.guard)) { \
+            size_t ga_, gs_ = (size); \
+            if (!hooks_g_align(kind, align, &ga_, &gs_, rcp)) { \
+                return_value = NULL; \
+                break; \
+            } \
+            int m_ = hooks_g_mode(); \
+            if (m_ == G_PASS) { \
+                return_value = hooks_memalign_real(kind, align, size, rcp); \
+                break; \
+            } \
+            htri_agent_guard++; \
+            if (m_ == G_NEW) { \
+                return_value = hooks_g_new_nested(); \
+            } else { \
+                HOOKS_CAPTURE(gpcs_, gn_); \
+                return_value = hooks_g_alloc(HTRI_FAM_MEMALIGN, gs_, ga_, 0, gpcs_, gn_); \
+            } \
+            htri_agent_guard--; \
+            if (!return_value) \
+                *(rcp) = ENOMEM; \
             break; \
         } \
         if (hooks_pass()) { \
@@ -462,6 +831,12 @@ HTRI_EXPORT size_t malloc_usable_size(void *p)
         return hooks_arena_size(p);
     if (hooks_enter())
         return 0;
+    if (htri_unlikely(g_hooks.guard)) {
+        htri_agent_guard++;
+        size_t n = hooks_g_usable_size(p);
+        htri_agent_guard--;
+        return n;
+    }
     return g_hooks.malloc_usable_size(p);
 }
 
@@ -500,6 +875,34 @@ static inline __attribute__((always_inline)) void *hooks_new_real(int v, size_t 
     }
 }
 
+/* Misuse-check mode: the real operator new runs armed (t_gnew), so the malloc it makes is the
+ * guarded allocation of the program's request; libstdc++ keeps its new_handler loop and
+ * bad_alloc. A block it got some other way (no libstdc++) is recorded as it is. */
+static HTRI_NOINLINE void *hooks_g_new(int v, uint8_t fam, size_t size, size_t align,
+                                       const void *nt, const uintptr_t *pcs, int n, uintptr_t fp)
+{
+    uintptr_t saved_fp = t_new_fp;
+    __typeof__(t_gnew) saved = t_gnew;
+    t_gnew.pcs = pcs;
+    t_gnew.n_pcs = n;
+    t_gnew.family = fam;
+    t_gnew.size = size;
+    t_gnew.align = align;
+    t_gnew.done = 0;
+    t_gnew.armed = 1;
+    t_new_fp = fp;
+    void *p = hooks_new_real(v, size, align, nt);
+    int done = t_gnew.done;
+    t_gnew = saved;
+    t_new_fp = saved_fp;
+    if (p && !done) {
+        htri_agent_guard++;
+        htri_agent_on_alloc_tag(fam, p, size, 0, pcs, n);
+        htri_agent_guard--;
+    }
+    return p;
+}
+
 /* Body of every operator new: the real one (libstdc++'s new_handler loop and bad_alloc
  * included) runs with t_new_fp set, so its malloc passes through. */
 #define HOOKS_NEW_BODY(v, fam, size, align, nt) \
@@ -508,6 +911,13 @@ static inline __attribute__((always_inline)) void *hooks_new_real(int v, size_t 
             return hooks_arena_alloc(size, (align) > 16 ? (align) : 16); \
         if (hooks_pass()) \
             return hooks_new_real(v, size, align, nt); \
+        if (htri_unlikely(g_hooks.guard)) { \
+            htri_agent_guard++; \
+            HOOKS_CAPTURE(gpcs_, gn_); \
+            htri_agent_guard--; \
+            return hooks_g_new(v, fam, size, align, nt, gpcs_, gn_, \
+                               (uintptr_t)__builtin_frame_address(0)); \
+        } \
         uintptr_t saved_ = t_new_fp; \
         t_new_fp = (uintptr_t)__builtin_frame_address(0); \
         void *p_ = hooks_new_real(v, size, align, nt); \
@@ -561,6 +971,19 @@ static inline __attribute__((always_inline)) void hooks_delete(int v, uint8_t ff
         return;
     if (hooks_enter())
         return;
+    if (htri_unlikely(g_hooks.guard)) {
+        /* not libstdc++'s delete: it would free the user pointer, not the raw one */
+        int tracked = hooks_g_release_tracked();
+        htri_agent_guard++;
+        if (tracked) {
+            HOOKS_CAPTURE(pcs, n);
+            hooks_g_release(ffam, p, pcs, n);
+        } else {
+            hooks_g_free_pass(p);
+        }
+        htri_agent_guard--;
+        return;
+    }
     int pass = hooks_pass();
     if (!pass) {
         htri_agent_guard++;
@@ -821,6 +1244,8 @@ HTRI_EXPORT void exit(int status)
 {
     if (hooks_enter())
         syscall(SYS_exit_group, status);
+    /* the callers of exit() are live frames for the leak check, as memcheck sees them */
+    htri_scan_note_exit_frame((uintptr_t)__builtin_frame_address(0));
     htri_agent_note_exit_status(status);
     g_hooks.exit(status);
 }
@@ -853,6 +1278,8 @@ HTRI_EXPORT void _Exit(int status)
 static int hooks_main(int argc, char **argv, char **envp)
 {
     int rc = g_hooks.real_main(argc, argv, envp);
+    /* main's frame is dead now: the exit check scans this stack from here up */
+    htri_scan_note_exit_frame((uintptr_t)__builtin_frame_address(0));
     htri_agent_note_exit_status(rc);
     return rc;
 }
@@ -878,13 +1305,17 @@ static void hooks_at_exit(void)
     htri_agent_guard--;
     if (htri_agent_freeres() && htri_agent_tracking()) {
         /* As memcheck does: free libc's and libstdc++'s own caches, recorded. */
+        g_hooks.in_freeres = 1;
         if (g_hooks.cxx_freeres)
             g_hooks.cxx_freeres();
         if (g_hooks.libc_freeres)
             g_hooks.libc_freeres();
+        g_hooks.in_freeres = 0;
     }
     htri_agent_guard++;
-    if (htri_scan_at_exit && htri_agent_tracking())
+    if (g_hooks.guard && htri_agent_tracking())
+        hooks_g_at_exit();
+    if (htri_scan_at_exit && htri_agent_tracking() && htri_agent_leak_check())
         htri_scan_at_exit();
     htri_agent_finish(HTRI_END_EXIT, 0);
     htri_agent_guard--;
@@ -959,4 +1390,34 @@ HTRI_EXPORT size_t heaptrail_agent_live_bytes(void)
 HTRI_EXPORT int heaptrail_agent_active(void)
 {
     return htri_agent_active();
+}
+
+/* htr_leak_check_now() of libheaptrail.a finds this with dlsym (include/heaptrail.h). */
+HTRI_EXPORT int heaptrail_agent_leak_check_now(void)
+{
+    if (hooks_enter() || !htri_agent_active())
+        return -EIO;
+    if (htri_agent_guard)
+        return -EBUSY;   /* from inside our own code (a hook): never with our locks held */
+    htri_agent_guard++;
+    int rc = htri_scan_process(HTRI_LEAK_ON_DEMAND, 0, NULL);
+    htri_agent_guard--;
+    return rc;
+}
+
+/* htr_check_heap(): redzones of every live block and the fill of every quarantined one. */
+HTRI_EXPORT int heaptrail_agent_check_heap(void)
+{
+    if (hooks_enter() || !htri_agent_active())
+        return -EIO;
+    if (!g_hooks.guard)
+        return -ENOTSUP;
+    if (htri_agent_guard)
+        return -EBUSY;
+    htri_agent_guard++;
+    HOOKS_CAPTURE(pcs, n);
+    int live = htri_agent_guard_verify_live(htri_agent_node(pcs, n));
+    int held = htri_guard_quarantine_verify_all();
+    htri_agent_guard--;
+    return live < 0 ? live : live + held;
 }
