@@ -5,9 +5,6 @@
  *    indirectly lost: 201 bytes in 1 blocks
  *      possibly lost: 0 bytes in 0 blocks
  *    still reachable: 133 bytes in 2 blocks
- * heaptrail pending: main's dead frame still holds the dropped string's address; the
- * agent's main() wrapper and exit() hook must call htri_scan_note_exit_frame() so the exit
- * scan starts at the program's live frames (src/agent/scan.h).
  */
 #include <string>
 
