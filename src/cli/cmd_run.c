@@ -157,6 +157,17 @@ static void run_child(const htri_run_opts *o, const char *prog, const char *agen
         n += (size_t)snprintf(opts + n, sizeof opts - n, ";unwind=%s", o->unwind);
     if (o->depth && n < sizeof opts)
         n += (size_t)snprintf(opts + n, sizeof opts - n, ";depth=%d", o->depth);
+    /* the agent's leak-check and recording keys (src/agent/agent.c, agent_parse_option) */
+    if (o->leak.mode == HTRI_LEAKCHECK_NO && n < sizeof opts)
+        n += (size_t)snprintf(opts + n, sizeof opts - n, ";leak_check=no");
+    if (o->freeres >= 0 && n < sizeof opts)
+        n += (size_t)snprintf(opts + n, sizeof opts - n, ";freeres=%d", o->freeres);
+    if (o->record_none && n < sizeof opts)
+        n += (size_t)snprintf(opts + n, sizeof opts - n, ";record=none");
+    if (o->leak_check_signal && n < sizeof opts)
+        n += (size_t)snprintf(opts + n, sizeof opts - n, ";leak_check_signal=%d", o->leak_check_signal);
+    if (o->heuristics && n < sizeof opts)
+        n += (size_t)snprintf(opts + n, sizeof opts - n, ";heuristics=%s", o->heuristics);
     if (o->guard[0] && n < sizeof opts)
         snprintf(opts + n, sizeof opts - n, "%s", o->guard);
     const char *old = getenv("LD_PRELOAD");
@@ -270,20 +281,8 @@ int htri_cmd_run(const htri_run_opts *o)
         return htri_cli_error("-o %s: the trace name cannot contain ';'", o->out);
 
     htri_supp_set *supp = NULL;
-    if (o->n_supp) {
-        char err[256];
-        if (!(supp = htri_supp_open()))
-            return htri_cli_error("out of memory");
-        for (int i = 0; i < o->n_supp; i++) {
-            long n = htri_supp_load_file(supp, o->supp_files[i], err, sizeof err);
-            if (n < 0) {
-                htri_supp_close(supp);
-                if (n == -EINVAL)
-                    return htri_cli_error("--suppressions: %s", err);
-                return htri_cli_error("--suppressions=%s: %s", o->supp_files[i], strerror((int)-n));
-            }
-        }
-    }
+    if (htri_cli_load_supp(&o->leak, &supp) != HTRI_CLI_OK)
+        return HTRI_CLI_FAIL;
     FILE *log = stderr;
     if (o->log_file && !(log = fopen(o->log_file, "w"))) {
         htri_supp_close(supp);
@@ -356,20 +355,23 @@ int htri_cmd_run(const htri_run_opts *o)
         rc = WIFEXITED(status) ? WEXITSTATUS(status) : HTRI_CLI_FAIL;
     }
     fflush(log);
+    htri_cli_raise_nofile();     /* the program ran with the limits it was given */
     htri_leaks_opts lo;
     htri_leaks_opts_default(&lo);
-    lo.mode = o->leak_mode;
-    lo.show_kinds = o->show_kinds;
-    lo.error_kinds = o->error_kinds;
-    lo.resolution = o->leak_resolution;
-    lo.num_callers = o->num_callers;
-    lo.gen_suppressions = o->gen_suppressions;
+    lo.mode = o->leak.mode;
+    lo.show_kinds = o->leak.show_kinds;
+    lo.error_kinds = o->leak.error_kinds;
+    lo.resolution = o->leak.resolution;
+    lo.num_callers = o->leak.num_callers;
+    lo.gen_suppressions = o->leak.gen_suppressions;
     lo.supp = supp;
     uint64_t errors = 0;
     int n_traces = run_summaries(session, log, &lo, &errors);
-    /* memcheck's --error-exitcode: errors turn a clean exit into this status */
-    if (o->error_exitcode && errors && WIFEXITED(status))
-        rc = o->error_exitcode;
+    /* memcheck's --error-exitcode: errors (misuse, and loss records of the kinds of
+     * --errors-for-leak-kinds under --leak-check=full) turn an exit into this status; a
+     * program killed by a signal still dies of it */
+    if (o->leak.error_exitcode && errors && WIFEXITED(status))
+        rc = o->leak.error_exitcode;
     if (n_traces == 0)
         htri_cli_warning("no trace was written: the agent did not load into %s (was LD_PRELOAD "
                          "cleared, or the program replaced by a static or setuid one?)", name);

@@ -1,8 +1,10 @@
 /* The heaptrail command line: argument parsing only. Each subcommand lives in cmd_*.c;
  * usage errors are one line and exit status 2. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "analyze/analyze.h"
 #include "base/common.h"
@@ -19,7 +21,21 @@ static const char main_usage[] =
     "  run [OPTIONS] [--] PROG [ARGS]   run PROG under the heaptrail agent, write a trace,\n"
     "                                   print a valgrind-like heap summary\n"
     "  report [OPTIONS] FILE            analyse a trace: peak, top sites, temporaries, leaks\n"
+    "  leaks [OPTIONS] FILE             memcheck's leak report of a trace again, with other\n"
+    "                                   leak options\n"
     "  help COMMAND                     options of one command\n";
+
+/* memcheck's leak-report options, in `run` and `leaks` alike */
+#define MAIN_LEAK_OPTIONS \
+    "  --show-leak-kinds=KINDS, --errors-for-leak-kinds=KINDS\n" \
+    "                           definite,indirect,possible,reachable | all | none\n" \
+    "                           (default definite,possible)\n" \
+    "  --leak-resolution=low|med|high        --num-callers=N (default 12)\n" \
+    "  --suppressions=FILE      memcheck or LeakSanitizer suppressions (repeatable)\n" \
+    "  --gen-suppressions=no|all\n" \
+    "  --error-exitcode=N       exit with N if errors were counted: misuse errors, and\n" \
+    "                           with --leak-check=full loss records of the kinds of\n" \
+    "                           --errors-for-leak-kinds\n"
 
 static const char run_usage[] =
     "usage: heaptrail run [OPTIONS] [--] PROG [ARGS]\n"
@@ -29,21 +45,25 @@ static const char run_usage[] =
     "  --depth=N                frames kept per stack (1..256, default 64)\n"
     "  --trace-children         also trace programs started with exec\n"
     "  --log-file=FILE          write the summary to FILE instead of stderr\n"
+    "  --record=full|none       none: record no events, only the leak check and errors\n"
+    "                           (a leak-check-only run: no peak, sites or timeline)\n"
     "\n"
-    "memcheck's leak report (from the agent's leak check at exit):\n"
-    "  --leak-check=no|summary|full          default summary\n"
-    "  --show-leak-kinds=KINDS, --errors-for-leak-kinds=KINDS\n"
-    "                           definite,indirect,possible,reachable | all | none\n"
-    "  --leak-resolution=low|med|high        --num-callers=N (default 12)\n"
-    "  --suppressions=FILE      memcheck or LeakSanitizer suppressions (repeatable)\n"
-    "  --gen-suppressions=no|all\n"
+    "memcheck's leak check (the agent scans the heap at exit):\n"
+    "  --leak-check=no|summary|full          default summary; no: no scan at exit\n"
+    MAIN_LEAK_OPTIONS
+    "  --leak-check-heuristics=all|none|LIST stdstring,length64,newarray,\n"
+    "                           multipleinheritance (default all)\n"
+    "  --run-libc-freeres=yes|no  free glibc's and libstdc++'s own memory before the\n"
+    "                           scan (default yes)\n"
+    "  --leak-check-signal=SIG  also check for leaks each time SIG (USR1, SIGUSR2, 10...)\n"
+    "                           arrives; the summary reports the last check\n"
     "\n"
     "misuse checks (the agent's guard): --redzone=N --quarantine=SIZE --fill-alloc[=BYTE]\n"
     "  --fail-after=N --fail-every=N --fail-rate=P --seed=N --fail-in=FUNCTION\n"
-    "  --limit=SIZE --limit-action=fail|abort --abort-on-error --error-exitcode=N\n"
+    "  --limit=SIZE --limit-action=fail|abort --abort-on-error\n"
     "  (SIZE takes K, M, G)\n"
     "\n"
-    "Exits with PROG's status (128+N if a signal N killed it).\n";
+    "Exits with PROG's status (128+N if a signal N killed it), or --error-exitcode's.\n";
 
 static const char report_usage[] =
     "usage: heaptrail report [OPTIONS] FILE\n"
@@ -52,6 +72,17 @@ static const char report_usage[] =
     "  --json                   one JSON document (see docs/report-json.md)\n"
     "  --short-lived=DURATION   lifetime under which a block is short-lived\n"
     "                           (default 1ms; units ns, us, ms, s)\n";
+
+static const char leaks_usage[] =
+    "usage: heaptrail leaks [OPTIONS] FILE\n"
+    "\n"
+    "Prints memcheck's loss records and LEAK SUMMARY from the last leak check in a trace\n"
+    "(as `heaptrail run` did), then memcheck's ERROR SUMMARY, on stdout.\n"
+    "\n"
+    "  --leak-check=summary|full             default summary\n"
+    MAIN_LEAK_OPTIONS
+    "\n"
+    "Exits with 0, or with --error-exitcode's N when errors were counted.\n";
 
 static int main_usage_error(const char *cmd, const char *fmt, const char *arg)
 {
@@ -170,7 +201,7 @@ static int main_guard_option(htri_run_opts *o, const char *arg)
             return -1;
         }
         if (!strcmp(main_guard_opts[k], "error-exitcode"))
-            o->error_exitcode = atoi(v);
+            o->leak.error_exitcode = atoi(v);
         size_t used = strlen(o->guard);
         int w = snprintf(o->guard + used, sizeof o->guard - used, ";%s%s%s", main_guard_opts[k],
                          v ? "=" : "", v ? v : "");
@@ -183,16 +214,116 @@ static int main_guard_option(htri_run_opts *o, const char *arg)
     return 0;
 }
 
-static int main_run(int argc, char **argv)
+static void main_leak_defaults(htri_cli_leak_opts *l)
 {
-    htri_run_opts o = { 0 };
     htri_leaks_opts lo;
     htri_leaks_opts_default(&lo);
-    o.leak_mode = lo.mode;
-    o.show_kinds = lo.show_kinds;
-    o.error_kinds = lo.error_kinds;
-    o.leak_resolution = lo.resolution;
-    o.num_callers = lo.num_callers;
+    memset(l, 0, sizeof *l);
+    l->mode = lo.mode;
+    l->show_kinds = lo.show_kinds;
+    l->error_kinds = lo.error_kinds;
+    l->resolution = lo.resolution;
+    l->num_callers = lo.num_callers;
+}
+
+/* One of memcheck's leak-report options at argv[*i] for command `cmd`. Returns 1 if it was
+ * one (consumed), 0 if not, or -1 after printing a usage error (also for a missing value). */
+static int main_leak_option(const char *cmd, char **argv, int argc, int *i, htri_cli_leak_opts *l)
+{
+    const char *arg = argv[*i], *v, *bad = NULL;
+    int missing = 0, is_leaks = strcmp(cmd, "leaks") == 0;
+    long n;
+    if ((v = main_value(argv, argc, i, "--leak-check", &missing))) {
+        if (htri_leaks_parse_mode(v, &l->mode) < 0 || (is_leaks && l->mode == HTRI_LEAKCHECK_NO))
+            bad = is_leaks ? "--leak-check must be summary or full, not '%s'"
+                           : "--leak-check must be no, summary or full, not '%s'";
+    } else if ((v = main_value(argv, argc, i, "--show-leak-kinds", &missing))) {
+        if (htri_leaks_parse_kinds(v, &l->show_kinds) < 0)
+            bad = "--show-leak-kinds: bad kind list '%s'";
+    } else if ((v = main_value(argv, argc, i, "--errors-for-leak-kinds", &missing))) {
+        if (htri_leaks_parse_kinds(v, &l->error_kinds) < 0)
+            bad = "--errors-for-leak-kinds: bad kind list '%s'";
+    } else if ((v = main_value(argv, argc, i, "--leak-resolution", &missing))) {
+        if (htri_leaks_parse_resolution(v, &l->resolution) < 0)
+            bad = "--leak-resolution must be low, med or high, not '%s'";
+    } else if ((v = main_value(argv, argc, i, "--num-callers", &missing))) {
+        if (main_parse_int(v, 1, 256, &n) < 0)
+            bad = "--num-callers must be a number from 1 to 256, not '%s'";
+        else
+            l->num_callers = (int)n;
+    } else if ((v = main_value(argv, argc, i, "--suppressions", &missing))) {
+        if (!*v || l->n_supp >= HTRI_CLI_MAX_SUPP)
+            bad = "--suppressions: '%s' (a file name, at most 16 files)";
+        else
+            l->supp_files[l->n_supp++] = v;
+    } else if ((v = main_value(argv, argc, i, "--gen-suppressions", &missing))) {
+        if (strcmp(v, "no") && strcmp(v, "all"))
+            bad = "--gen-suppressions must be no or all, not '%s'";
+        else
+            l->gen_suppressions = strcmp(v, "all") == 0;
+    } else if (is_leaks && (v = main_value(argv, argc, i, "--error-exitcode", &missing))) {
+        /* (run takes it with the guard's options: the agent also applies it) */
+        if (main_parse_int(v, 0, 255, &n) < 0)
+            bad = "--error-exitcode needs an exit status from 0 to 255, not '%s'";
+        else
+            l->error_exitcode = (int)n;
+    } else if (!missing) {
+        return 0;
+    }
+    if (missing)
+        bad = "option %s needs a value", v = arg;
+    if (bad) {
+        main_usage_error(cmd, bad, v);
+        return -1;
+    }
+    return 1;
+}
+
+/* --leak-check-signal's value: a number, or a name with or without SIG ("USR1", "SIGUSR1",
+ * any case). Signals that cannot be caught are refused. Returns the number or -1. */
+static int main_parse_signal(const char *v)
+{
+    long n;
+    if (main_parse_int(v, 1, 64, &n) == 0)
+        return n == SIGKILL || n == SIGSTOP ? -1 : (int)n;
+    if (strncasecmp(v, "SIG", 3) == 0)
+        v += 3;
+    for (int sig = 1; sig < 32; sig++) {
+        const char *name = sigabbrev_np(sig);
+        if (name && strcasecmp(name, v) == 0)
+            return sig == SIGKILL || sig == SIGSTOP ? -1 : sig;
+    }
+    return -1;
+}
+
+/* memcheck's --leak-check-heuristics syntax: all, none, or a comma list of the four. */
+static int main_check_heuristics(const char *v)
+{
+    static const char *const names[] = { "stdstring", "length64", "newarray", "multipleinheritance" };
+    if (!strcmp(v, "all") || !strcmp(v, "none"))
+        return 0;
+    if (!*v)
+        return -1;
+    while (*v) {
+        size_t w = strcspn(v, ","), k = 0;
+        for (; k < HTRI_ARRAY_LEN(names); k++)
+            if (strlen(names[k]) == w && !strncmp(v, names[k], w))
+                break;
+        if (k == HTRI_ARRAY_LEN(names))
+            return -1;
+        v += w;
+        if (*v == ',' && !*++v)
+            return -1;    /* a trailing comma */
+    }
+    return 0;
+}
+
+static int main_run(int argc, char **argv)
+{
+    htri_run_opts o;
+    memset(&o, 0, sizeof o);
+    main_leak_defaults(&o.leak);
+    o.freeres = -1;
     int i = 1;
     for (; i < argc; i++) {
         const char *arg = argv[i], *v;
@@ -206,6 +337,11 @@ static int main_run(int argc, char **argv)
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             fputs(run_usage, stdout);
             return HTRI_CLI_OK;
+        }
+        if ((rc = main_leak_option("run", argv, argc, &i, &o.leak)) != 0) {
+            if (rc < 0)
+                return HTRI_CLI_USAGE;
+            continue;
         }
         if (strcmp(arg, "--trace-children") == 0) {
             o.trace_children = 1;
@@ -227,31 +363,23 @@ static int main_run(int argc, char **argv)
             if (!*v)
                 return main_usage_error("run", "%s needs a file name", arg);
             o.log_file = v;
-        } else if ((v = main_value(argv, argc, &i, "--leak-check", &missing))) {
-            if (htri_leaks_parse_mode(v, &o.leak_mode) < 0)
-                return main_usage_error("run", "--leak-check must be no, summary or full, not '%s'", v);
-        } else if ((v = main_value(argv, argc, &i, "--show-leak-kinds", &missing))) {
-            if (htri_leaks_parse_kinds(v, &o.show_kinds) < 0)
-                return main_usage_error("run", "--show-leak-kinds: bad kind list '%s'", v);
-        } else if ((v = main_value(argv, argc, &i, "--errors-for-leak-kinds", &missing))) {
-            if (htri_leaks_parse_kinds(v, &o.error_kinds) < 0)
-                return main_usage_error("run", "--errors-for-leak-kinds: bad kind list '%s'", v);
-        } else if ((v = main_value(argv, argc, &i, "--leak-resolution", &missing))) {
-            if (htri_leaks_parse_resolution(v, &o.leak_resolution) < 0)
-                return main_usage_error("run", "--leak-resolution must be low, med or high, not '%s'", v);
-        } else if ((v = main_value(argv, argc, &i, "--num-callers", &missing))) {
-            long n;
-            if (main_parse_int(v, 1, 256, &n) < 0)
-                return main_usage_error("run", "--num-callers must be a number from 1 to 256, not '%s'", v);
-            o.num_callers = (int)n;
-        } else if ((v = main_value(argv, argc, &i, "--suppressions", &missing))) {
-            if (!*v || o.n_supp >= HTRI_CLI_MAX_SUPP)
-                return main_usage_error("run", "--suppressions: '%s' (a file name, at most 16 files)", v);
-            o.supp_files[o.n_supp++] = v;
-        } else if ((v = main_value(argv, argc, &i, "--gen-suppressions", &missing))) {
-            if (strcmp(v, "no") && strcmp(v, "all"))
-                return main_usage_error("run", "--gen-suppressions must be no or all, not '%s'", v);
-            o.gen_suppressions = strcmp(v, "all") == 0;
+        } else if ((v = main_value(argv, argc, &i, "--record", &missing))) {
+            if (strcmp(v, "full") && strcmp(v, "none"))
+                return main_usage_error("run", "--record must be full or none, not '%s'", v);
+            o.record_none = strcmp(v, "none") == 0;
+        } else if ((v = main_value(argv, argc, &i, "--run-libc-freeres", &missing))) {
+            if (strcmp(v, "yes") && strcmp(v, "no"))
+                return main_usage_error("run", "--run-libc-freeres must be yes or no, not '%s'", v);
+            o.freeres = strcmp(v, "yes") == 0;
+        } else if ((v = main_value(argv, argc, &i, "--leak-check-signal", &missing))) {
+            if ((o.leak_check_signal = main_parse_signal(v)) < 0)
+                return main_usage_error("run", "--leak-check-signal needs a signal that can be caught "
+                                        "(USR1, SIGUSR2, 10...), not '%s'", v);
+        } else if ((v = main_value(argv, argc, &i, "--leak-check-heuristics", &missing))) {
+            if (main_check_heuristics(v) < 0)
+                return main_usage_error("run", "--leak-check-heuristics must be all, none or a list of "
+                                        "stdstring, length64, newarray, multipleinheritance, not '%s'", v);
+            o.heuristics = v;
         } else if (!missing && (rc = main_guard_option(&o, arg)) != 0) {
             if (rc < 0)
                 return HTRI_CLI_USAGE;
@@ -267,6 +395,39 @@ static int main_run(int argc, char **argv)
         return main_usage_error("run", "%s", "no program to run");
     o.argv = argv + i;
     return htri_cmd_run(&o);
+}
+
+static int main_leaks(int argc, char **argv)
+{
+    htri_leaks_cmd_opts o;
+    memset(&o, 0, sizeof o);
+    main_leak_defaults(&o.leak);
+    int only_files = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        int rc;
+        if (!only_files && strcmp(arg, "--") == 0) {
+            only_files = 1;
+            continue;
+        }
+        if (only_files || arg[0] != '-' || arg[1] == 0) {
+            if (o.path)
+                return main_usage_error("leaks", "one trace file at a time ('%s' is extra)", arg);
+            o.path = arg;
+            continue;
+        }
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            fputs(leaks_usage, stdout);
+            return HTRI_CLI_OK;
+        }
+        if ((rc = main_leak_option("leaks", argv, argc, &i, &o.leak)) < 0)
+            return HTRI_CLI_USAGE;
+        if (rc == 0)
+            return main_usage_error("leaks", "unknown option '%s'", arg);
+    }
+    if (!o.path)
+        return main_usage_error("leaks", "%s", "no trace file given");
+    return htri_cmd_leaks(&o);
 }
 
 static int main_report(int argc, char **argv)
@@ -321,6 +482,8 @@ static int main_help(int argc, char **argv)
         fputs(run_usage, stdout);
     else if (strcmp(argv[1], "report") == 0)
         fputs(report_usage, stdout);
+    else if (strcmp(argv[1], "leaks") == 0)
+        fputs(leaks_usage, stdout);
     else if (strcmp(argv[1], "help") == 0)
         fputs("usage: heaptrail help COMMAND\n", stdout);
     else
@@ -345,6 +508,8 @@ int main(int argc, char **argv)
         return main_run(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return main_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "leaks") == 0)
+        return main_leaks(argc - 1, argv + 1);
     if (strcmp(cmd, "help") == 0)
         return main_help(argc - 1, argv + 1);
     if (cmd[0] == '-')

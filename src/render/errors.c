@@ -193,7 +193,7 @@ static const char *errors_fault_why(uint8_t reason)
     }
 }
 
-long htri_render_errors(FILE *out, const htri_errors_view *v)
+long htri_render_errors_body(FILE *out, const htri_errors_view *v)
 {
     const char *pfx = v->prefix ? v->prefix : "";
     errors_ctxset s;
@@ -225,9 +225,16 @@ long htri_render_errors(FILE *out, const htri_errors_view *v)
         errors_ctx_add(&s, htri_errors_context_key(&v->errors[i]), &first);
         if (first) htri_render_error(out, v, &v->errors[i]);
     }
-    fprintf(out, "%sERROR SUMMARY: %zu errors from %zu contexts (suppressed: 0 from 0)\n", pfx,
-            v->n_errors, s.n);
     free(s.keys);
+    return (long)s.n;
+}
+
+long htri_render_errors(FILE *out, const htri_errors_view *v)
+{
+    long n_contexts = htri_render_errors_body(out, v);
+    if (n_contexts < 0) return n_contexts;
+    fprintf(out, "%sERROR SUMMARY: %zu errors from %ld contexts (suppressed: 0 from 0)\n",
+            v->prefix ? v->prefix : "", v->n_errors, n_contexts);
     return (long)v->n_errors;
 }
 

@@ -35,6 +35,9 @@ long htri_errors_count_contexts(const htri_error_rec *errors, size_t n);
  * as memcheck prints it), then "ERROR SUMMARY: N errors from M contexts (suppressed: 0
  * from 0)". Returns N (>= 0) or -ENOMEM. */
 long htri_render_errors(FILE *out, const htri_errors_view *v);
+/* The same without the ERROR SUMMARY line (the CLI prints one for misuse and leak errors
+ * together). Returns the number of contexts (>= 0) or -ENOMEM. */
+long htri_render_errors_body(FILE *out, const htri_errors_view *v);
 
 /* One error as memcheck-style lines (no summary), for the CLI and the tests. */
 void htri_render_error(FILE *out, const htri_errors_view *v, const htri_error_rec *e);

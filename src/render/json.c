@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "render/errors.h"
 #include "render/render.h"
 
 typedef struct json_ctx {
@@ -71,33 +72,116 @@ static void json_sites(json_ctx *c, const char *name, int key)
     free(ids);
 }
 
+/* The frames of one stack as a JSON array, innermost first (schema: docs/report-json.md). */
+static void json_frames(json_ctx *c, uint32_t stack, const char *indent)
+{
+    htri_frame frames[HTRI_RENDER_MAX_FRAMES];
+    int n = stack ? htri_render_stack(c->syms, stack, frames, HTRI_RENDER_MAX_FRAMES) : 0;
+    fputc('[', c->out);
+    for (int i = 0; i < n; i++) {
+        const htri_frame *f = &frames[i];
+        fprintf(c->out, "%s\n%s{\"pc\": \"0x%llx\", \"function\": ", i ? "," : "", indent,
+                (unsigned long long)f->pc);
+        json_cstr(c->out, f->function);
+        fputs(", \"file\": ", c->out);
+        json_cstr(c->out, f->file);
+        fprintf(c->out, ", \"line\": %u, \"inlined\": %s, \"module\": ", f->line,
+                f->inlined ? "true" : "false");
+        json_cstr(c->out, f->module);
+        fprintf(c->out, ", \"module_offset\": \"0x%llx\"}", (unsigned long long)f->module_offset);
+    }
+    if (n)
+        fprintf(c->out, "\n%.*s", (int)(strlen(indent) >= 2 ? strlen(indent) - 2 : 0), indent);
+    fputc(']', c->out);
+}
+
 static void json_stacks(json_ctx *c)
 {
     const htri_model *m = c->m;
-    htri_frame frames[HTRI_RENDER_MAX_FRAMES];
     int first = 1;
     fputs(",\n  \"stacks\": {", c->out);
     for (size_t id = 0; id < m->n_nodes; id++) {
         if (!c->used[id])
             continue;
-        int n = htri_render_stack(c->syms, (uint32_t)id, frames, HTRI_RENDER_MAX_FRAMES);
-        fprintf(c->out, "%s\n    \"%zu\": [", first ? "" : ",", id);
+        fprintf(c->out, "%s\n    \"%zu\": ", first ? "" : ",", id);
         first = 0;
-        for (int i = 0; i < n; i++) {
-            const htri_frame *f = &frames[i];
-            fprintf(c->out, "%s\n      {\"pc\": \"0x%llx\", \"function\": ", i ? "," : "",
-                    (unsigned long long)f->pc);
-            json_cstr(c->out, f->function);
-            fputs(", \"file\": ", c->out);
-            json_cstr(c->out, f->file);
-            fprintf(c->out, ", \"line\": %u, \"inlined\": %s, \"module\": ", f->line,
-                    f->inlined ? "true" : "false");
-            json_cstr(c->out, f->module);
-            fprintf(c->out, ", \"module_offset\": \"0x%llx\"}", (unsigned long long)f->module_offset);
-        }
-        fputs(n ? "\n    ]" : "]", c->out);
+        json_frames(c, (uint32_t)id, "      ");
     }
     fputs(first ? "}" : "\n  }", c->out);
+}
+
+static const char *json_alloc_fn(uint8_t fam)
+{
+    static const char *const names[HTRI_FAM_COUNT] = { "malloc", "calloc", "realloc", "memalign",
+                                                       "new", "new[]" };
+    return fam < HTRI_FAM_COUNT ? names[fam] : NULL;
+}
+
+static const char *json_free_fn(uint8_t ffam)
+{
+    static const char *const names[HTRI_FFAM_COUNT] = { "free", "realloc", "delete", "delete[]" };
+    return ffam < HTRI_FFAM_COUNT ? names[ffam] : NULL;
+}
+
+/* Every misuse error of the trace (ERROR records, in trace order), stacks inline. Contexts
+ * are numbered in order of first appearance, as the text report prints each once. */
+static int json_errors(json_ctx *c)
+{
+    static const char *const kinds[] = { "unknown", "invalid_free", "mismatched_free", "overrun",
+                                         "underrun", "write_after_free" };
+    static const char *const classes[] = { "unknown", "stack", "data", "freed", "interior" };
+    const htri_model *m = c->m;
+    /* open addressing: context key (never 0) -> its number */
+    size_t cap = 16, n_keys = 0;
+    while (cap < 2 * m->n_errors + 2)
+        cap <<= 1;
+    uint64_t *keys = calloc(cap, sizeof *keys);
+    size_t *nums = calloc(cap, sizeof *nums);
+    if (!keys || !nums) {
+        free(keys);
+        free(nums);
+        return -ENOMEM;
+    }
+    fputs(",\n  \"errors\": [", c->out);
+    for (size_t i = 0; i < m->n_errors; i++) {
+        const htri_error_rec *e = &m->errors[i];
+        uint64_t key = htri_errors_context_key(e);
+        size_t slot = key & (cap - 1);
+        while (keys[slot] && keys[slot] != key)
+            slot = (slot + 1) & (cap - 1);
+        int first = !keys[slot];
+        if (first) {
+            keys[slot] = key;
+            nums[slot] = n_keys++;
+        }
+        size_t ctx = nums[slot];
+        fprintf(c->out, "%s\n    {\"kind\": \"%s\", \"context\": %zu, \"first_in_context\": %s, "
+                "\"t_ns\": %llu, \"tid\": %u, \"address\": \"0x%llx\", \"address_class\": \"%s\", "
+                "\"block\": {\"address\": \"0x%llx\", \"size\": %llu}, \"offset\": %lld, "
+                "\"length\": %llu, \"alloc_function\": ",
+                i ? "," : "", e->kind <= HTRI_ERR_KIND_MAX ? kinds[e->kind] : "unknown", ctx,
+                first ? "true" : "false", (unsigned long long)e->t, e->tid,
+                (unsigned long long)e->addr, e->addr_class <= HTRI_ADDR_INTERIOR ? classes[e->addr_class] : "unknown",
+                (unsigned long long)e->block_addr, (unsigned long long)e->block_size,
+                (long long)e->offset, (unsigned long long)e->length);
+        json_cstr(c->out, json_alloc_fn(e->alloc_family));
+        fputs(", \"free_function\": ", c->out);
+        json_cstr(c->out, json_free_fn(e->free_family));
+        fputs(", \"bytes_found\": \"", c->out);
+        for (unsigned b = 0; b < e->n_bytes && b < HTRI_ERR_MAX_BYTES; b++)
+            fprintf(c->out, "%02x", e->bytes[b]);
+        fputs("\",\n     \"stacks\": {\"where\": ", c->out);
+        json_frames(c, e->where_node, "        ");
+        fputs(", \"alloc\": ", c->out);
+        json_frames(c, e->alloc_node, "        ");
+        fputs(", \"free\": ", c->out);
+        json_frames(c, e->free_node, "        ");
+        fputs("}}", c->out);
+    }
+    fputs(m->n_errors ? "\n  ]" : "]", c->out);
+    free(keys);
+    free(nums);
+    return 0;
 }
 
 int htri_render_json(FILE *out, const htri_model *m, const htri_render_opts *o)
@@ -115,9 +199,10 @@ int htri_render_json(FILE *out, const htri_model *m, const htri_render_opts *o)
     const htri_info *exe = htri_model_info(m, "exe"), *cmd = htri_model_info(m, "cmdline");
     fputs("{\n  \"format\": \"heaptrail-report\",\n  \"version\": 1,\n  \"trace\": {\"path\": ", out);
     json_cstr(out, o ? o->trace_path : NULL);
-    fprintf(out, ", \"pid\": %u, \"ppid\": %u, \"forked\": %s, \"start_realtime_ns\": %llu, "
-            "\"duration_ns\": %llu, \"exe\": ", m->header.pid, m->header.ppid,
-            m->header.flags & HTRI_FILE_FORKED ? "true" : "false",
+    fprintf(out, ", \"pid\": %u, \"ppid\": %u, \"forked\": %s, \"record\": \"%s\", "
+            "\"start_realtime_ns\": %llu, \"duration_ns\": %llu, \"exe\": ", m->header.pid,
+            m->header.ppid, m->header.flags & HTRI_FILE_FORKED ? "true" : "false",
+            m->header.flags & HTRI_FILE_LEAK_ONLY ? "none" : "full",
             (unsigned long long)m->header.start_realtime_ns, (unsigned long long)m->duration_ns);
     json_cstr(out, exe ? exe->value : NULL);
     fputs(", \"cmdline\": [", out);
@@ -187,8 +272,14 @@ int htri_render_json(FILE *out, const htri_model *m, const htri_render_opts *o)
     if (m->has_leak_check) {
         static const char *kinds[] = { "definitely_lost", "indirectly_lost", "possibly_lost", "still_reachable" };
         uint64_t bytes[HTRI_LEAK_KINDS] = { 0 }, blocks[HTRI_LEAK_KINDS] = { 0 };
-        fprintf(out, "{\"t_ns\": %llu, \"reason\": %u, \"groups\": [",
-                (unsigned long long)m->leak_check.t, m->leak_check.reason);
+        fprintf(out, "{\"t_ns\": %llu, \"reason\": %u, \"checks\": %zu, \"incomplete_checks\": %zu, "
+                "\"freeres_run\": %s, \"world_partial\": %s, \"blocks_scanned\": %llu, "
+                "\"bytes_scanned\": %llu, \"groups\": [",
+                (unsigned long long)m->leak_check.t, m->leak_check.reason, m->n_leak_checks,
+                m->n_leak_checks_incomplete,
+                m->leak_check.flags & HTRI_LEAK_FREERES_RUN ? "true" : "false",
+                m->leak_check.flags & HTRI_LEAK_WORLD_PARTIAL ? "true" : "false",
+                (unsigned long long)m->leak_check.n_blocks, (unsigned long long)m->leak_check.bytes_blocks);
         for (size_t i = 0; i < m->n_leak_groups; i++) {
             const htri_leak_group_rec *g = &m->leak_groups[i];
             c.used[g->node] = 1;
@@ -209,6 +300,11 @@ int htri_render_json(FILE *out, const htri_model *m, const htri_render_opts *o)
     }
     fprintf(out, ",\n  \"misuse\": {\"errors\": %zu, \"faults\": %zu, \"limits\": %zu}",
             m->n_errors, m->n_faults, m->n_limits);
+    if (json_errors(&c) < 0) {
+        free(c.used);
+        htri_render_syms_close(c.syms);
+        return -ENOMEM;
+    }
     json_sites(&c, "peak_contributors", HTRI_SORT_PEAK);
     json_sites(&c, "top_by_bytes", HTRI_SORT_BYTES);
     json_sites(&c, "top_by_calls", HTRI_SORT_ALLOCS);

@@ -24,9 +24,12 @@ int htri_render_text(FILE *out, const htri_model *m, const htri_render_opts *o);
 int htri_render_json(FILE *out, const htri_model *m, const htri_render_opts *o);
 struct htri_leaks_opts;
 /* `heaptrail run`'s valgrind-like summary of one trace, every line prefixed "==pid== ": the
- * heap summary, then memcheck's leak report with options `lo` (NULL: memcheck's defaults;
- * its prefix is set here) and the misuse errors. *n_errors (may be NULL) receives the errors
- * memcheck would count (misuse records + leak records counted as errors). */
+ * misuse errors, the heap summary, memcheck's leak report with options `lo` (NULL:
+ * memcheck's defaults; its prefix is set here) and memcheck's closing ERROR SUMMARY.
+ * *n_errors (may be NULL) receives the errors memcheck would count (misuse records + leak
+ * records counted as errors, suppressed ones not). A --record=none trace (no events) gives
+ * the agent's END counters as the total heap usage and the leak check's live blocks as
+ * in use at exit, and says why the peak lines are missing. */
 int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path,
                         const struct htri_leaks_opts *lo, uint64_t *n_errors);
 
@@ -57,12 +60,37 @@ int htri_render_resolve_pc(htri_render_syms *s, uint64_t pc, htri_frame *out, in
 /* The symbol table behind s (loaded on first use); NULL when symbols are off or failed. */
 htri_symtab *htri_render_symtab(htri_render_syms *s);
 
-/* memcheck's end-of-run reports from the agent's records: the leak check (LEAK SUMMARY, and
- * loss records with --leak-check=full) and the misuse errors with their ERROR SUMMARY, with
- * leak options `lo` (NULL: memcheck's defaults). Prints nothing for parts the trace does not
- * have. Lines start with `prefix` (may be ""). *n_errors (may be NULL): errors counted.
- * Returns 0, -ENOMEM or -EIO. */
+/* The counts behind memcheck's closing "ERROR SUMMARY: N errors from M contexts
+ * (suppressed: S from C)": misuse errors (one context per place, as the agent keys them)
+ * plus the loss records counted as errors (--leak-check=full, kinds of
+ * --errors-for-leak-kinds: each one error and one context, suppressed ones apart). */
+typedef struct htri_memcheck_counts {
+    uint64_t errors, contexts;
+    uint64_t suppressed, suppressed_contexts;
+    uint64_t leak_errors;       /* of errors: the loss records */
+    int leak_checked;           /* a leak check of the trace was reported */
+} htri_memcheck_counts;
+
+/* memcheck's end-of-run reports from the agent's records, with leak options `lo` (NULL:
+ * memcheck's defaults), every line starting with `prefix` (may be ""):
+ *   htri_render_misuse: injected failures, limit hits and each misuse error context once
+ *     (as memcheck prints errors during the run), no summary line;
+ *   htri_render_leak_report: the loss records and LEAK SUMMARY of the last complete leak
+ *     check ("All heap blocks were freed -- no leaks are possible" when it saw no block;
+ *     memcheck's "For a detailed leak analysis" line with lo->mode NO); nothing when the
+ *     trace has no leak check and the mode is not NO;
+ *   htri_render_error_summary: memcheck's two closing lines ("For lists of detected and
+ *     suppressed errors, rerun with: -s" and the ERROR SUMMARY) from *c;
+ *   htri_render_memcheck: the three in that order, *c (may be NULL) zeroed first.
+ * The first two add what they report to *c (may be NULL). Return 0, -ENOMEM or -EIO. */
+int htri_render_misuse(FILE *out, const htri_model *m, htri_render_syms *syms, const char *prefix,
+                       htri_memcheck_counts *c);
+int htri_render_leak_report(FILE *out, const htri_model *m, htri_render_syms *syms,
+                            const struct htri_leaks_opts *lo, const char *prefix,
+                            htri_memcheck_counts *c);
+int htri_render_error_summary(FILE *out, const char *prefix, const htri_memcheck_counts *c);
 int htri_render_memcheck(FILE *out, const htri_model *m, htri_render_syms *syms,
-                         const struct htri_leaks_opts *lo, const char *prefix, uint64_t *n_errors);
+                         const struct htri_leaks_opts *lo, const char *prefix,
+                         htri_memcheck_counts *c);
 
 #endif

@@ -77,15 +77,33 @@ static void text_summary(text_ctx *c, const htri_render_opts *o)
                 (unsigned long long)m->cut.offset, m->cut.why);
 
     text_header(c, "SUMMARY");
-    fprintf(c->out, "    in use at exit: %s bytes in %s blocks\n",
-            htri_render_commas(a, sizeof a, m->live_bytes), htri_render_commas(b, sizeof b, m->live_blocks));
-    fprintf(c->out, "  total heap usage: %s allocs, %s frees, %s bytes allocated\n",
-            htri_render_commas(a, sizeof a, m->allocs), htri_render_commas(b, sizeof b, m->frees),
-            htri_render_commas(d, sizeof d, m->bytes_allocated));
+    if (m->header.flags & HTRI_FILE_LEAK_ONLY) {
+        /* no events: the agent's END counters and its leak check are all there is */
+        fprintf(c->out, "    (a --record=none trace: no events were recorded, so the numbers below\n"
+                        "     come from the agent's counters and leak check; no peak, sites or timeline)\n");
+        if (m->has_leak_check)
+            fprintf(c->out, "    in use at exit: %s bytes in %s blocks\n",
+                    htri_render_commas(a, sizeof a, m->leak_check.bytes_blocks),
+                    htri_render_commas(b, sizeof b, m->leak_check.n_blocks));
+        if (m->has_end)
+            fprintf(c->out, "  total heap usage: %s allocs, %s frees, %s bytes allocated\n",
+                    htri_render_commas(a, sizeof a, m->end_allocs), htri_render_commas(b, sizeof b, m->end_frees),
+                    htri_render_commas(d, sizeof d, m->end_bytes));
+    } else {
+        fprintf(c->out, "    in use at exit: %s bytes in %s blocks\n",
+                htri_render_commas(a, sizeof a, m->live_bytes), htri_render_commas(b, sizeof b, m->live_blocks));
+        fprintf(c->out, "  total heap usage: %s allocs, %s frees, %s bytes allocated\n",
+                htri_render_commas(a, sizeof a, m->allocs), htri_render_commas(b, sizeof b, m->frees),
+                htri_render_commas(d, sizeof d, m->bytes_allocated));
+    }
+    uint64_t rss = m->end_peak_rss > m->rss_peak ? m->end_peak_rss : m->rss_peak;
+    if (m->header.flags & HTRI_FILE_LEAK_ONLY) {
+        fprintf(c->out, "          peak RSS: %s\n", rss ? htri_render_bytes(a, sizeof a, rss) : "unknown");
+        return;
+    }
     fprintf(c->out, "         peak heap: %s bytes (%s) in %s blocks at %s\n",
             htri_render_commas(a, sizeof a, m->peak_bytes), htri_render_bytes(b, sizeof b, m->peak_bytes),
             htri_render_commas(d, sizeof d, m->peak_blocks), htri_render_duration(e, sizeof e, m->peak_t));
-    uint64_t rss = m->end_peak_rss > m->rss_peak ? m->end_peak_rss : m->rss_peak;
     fprintf(c->out, "          peak RSS: %s\n", rss ? htri_render_bytes(a, sizeof a, rss) : "unknown");
     fprintf(c->out, "    anonymous mmap: %s mappings, %s mapped in all, peak %s, %s still mapped\n",
             htri_render_commas(a, sizeof a, m->mmap_count), htri_render_bytes(b, sizeof b, m->mmap_bytes),
@@ -266,6 +284,37 @@ static void text_messages(text_ctx *c)
         fprintf(c->out, "  ... and %zu more\n", m->n_messages_dropped);
 }
 
+/* The agent's own findings, in memcheck's words: one section for the misuse errors, one for
+ * the leak check (loss records at memcheck's --leak-check=full defaults), then memcheck's
+ * ERROR SUMMARY over both. */
+static int text_memcheck(text_ctx *c)
+{
+    const htri_model *m = c->m;
+    htri_memcheck_counts counts;
+    memset(&counts, 0, sizeof counts);
+    text_header(c, "MISUSE ERRORS (memcheck's wording)");
+    if (!m->n_errors && !m->n_faults && !m->n_limits)
+        fprintf(c->out, "  (none recorded%s)\n",
+                m->has_error_summary ? "" : "; the misuse checks may have been off");
+    int rc = htri_render_misuse(c->out, m, c->syms, "", &counts);
+    if (rc < 0)
+        return rc;
+    text_header(c, "LEAK CHECK (memcheck's loss records and LEAK SUMMARY)");
+    if (!m->has_leak_check) {
+        fprintf(c->out, "  (none: %s)\n", m->n_leak_checks_incomplete
+                ? "the leak check was cut short" : "the process did not reach its exit, or ran with --leak-check=no");
+    } else {
+        htri_leaks_opts lo;
+        htri_leaks_opts_default(&lo);
+        lo.mode = HTRI_LEAKCHECK_FULL;
+        rc = htri_render_leak_report(c->out, m, c->syms, &lo, "", &counts);
+        if (rc < 0)
+            return rc;
+        fprintf(c->out, "(heaptrail leaks FILE takes memcheck's leak options)\n");
+    }
+    return htri_render_error_summary(c->out, "", &counts);
+}
+
 int htri_render_text(FILE *out, const htri_model *m, const htri_render_opts *o)
 {
     char a[48], t[48], title[128];
@@ -284,13 +333,7 @@ int htri_render_text(FILE *out, const htri_model *m, const htri_render_opts *o)
              htri_render_duration(a, sizeof a, m->short_lived_ns));
     text_sites(&c, title, HTRI_SORT_SHORT_LIVED);
     text_sites(&c, "STILL ALLOCATED AT EXIT", HTRI_SORT_LEAKED);
-    if (m->has_leak_check || m->n_errors || m->n_faults || m->n_limits) {
-        text_header(&c, "LEAK CHECK AND ERRORS (memcheck's wording)");
-        htri_leaks_opts lo;
-        htri_leaks_opts_default(&lo);
-        lo.mode = HTRI_LEAKCHECK_FULL;
-        htri_render_memcheck(out, m, c.syms, &lo, "", NULL);
-    }
+    int rc = text_memcheck(&c);
     text_histogram(&c);
     text_header(&c, "MEMORY OVER TIME");
     text_chart(&c, "heap", 0);
@@ -298,7 +341,31 @@ int htri_render_text(FILE *out, const htri_model *m, const htri_render_opts *o)
     text_threads(&c);
     text_messages(&c);
     htri_render_syms_close(c.syms);
+    if (rc < 0)
+        return rc;
     return ferror(out) ? -EIO : 0;
+}
+
+/* The HEAP SUMMARY of a --record=none trace: the agent kept tables and counters but wrote no
+ * events, so the totals are its END counters, what was in use at exit is what its leak
+ * check saw, and the peak and mmap lines (replayed from events) cannot be given. */
+static void text_summary_leak_only(FILE *out, const htri_model *m, unsigned pid, uint64_t rss)
+{
+    char a[48], b[48], d[48];
+    if (m->has_leak_check)
+        fprintf(out, "==%u==     in use at exit: %s bytes in %s blocks\n", pid,
+                htri_render_commas(a, sizeof a, m->leak_check.bytes_blocks),
+                htri_render_commas(b, sizeof b, m->leak_check.n_blocks));
+    else
+        fprintf(out, "==%u==     in use at exit: unknown (no leak check in the trace)\n", pid);
+    if (m->has_end)
+        fprintf(out, "==%u==   total heap usage: %s allocs, %s frees, %s bytes allocated\n", pid,
+                htri_render_commas(a, sizeof a, m->end_allocs), htri_render_commas(b, sizeof b, m->end_frees),
+                htri_render_commas(d, sizeof d, m->end_bytes));
+    else
+        fprintf(out, "==%u==   total heap usage: unknown (no end record)\n", pid);
+    fprintf(out, "==%u==           peak RSS: %s\n", pid, rss ? htri_render_bytes(a, sizeof a, rss) : "unknown");
+    fprintf(out, "==%u== (no peak heap or anonymous mmap lines: --record=none records no events)\n", pid);
 }
 
 int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path,
@@ -308,24 +375,38 @@ int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path,
     char a[48], b[48], d[48], e[160];
     unsigned pid = m->header.pid;
     uint64_t rss = m->end_peak_rss > m->rss_peak ? m->end_peak_rss : m->rss_peak;
+    htri_memcheck_counts counts;
+    memset(&counts, 0, sizeof counts);
+    if (n_errors)
+        *n_errors = 0;
+    htri_render_syms *syms = htri_render_syms_open(m, 0);   /* modules load at the first stack */
+    if (!syms)
+        return -ENOMEM;
+    snprintf(prefix, sizeof prefix, "==%u== ", pid);
+    /* memcheck prints errors as they happen, so before its exit report */
+    int rc = htri_render_misuse(out, m, syms, prefix, &counts);
     fprintf(out, "==%u== \n", pid);
     if (m->cut.status)
         fprintf(out, "==%u== warning: trace cut at byte %llu (%s)\n", pid,
                 (unsigned long long)m->cut.offset, m->cut.why);
     fprintf(out, "==%u== HEAP SUMMARY:\n", pid);
-    fprintf(out, "==%u==     in use at exit: %s bytes in %s blocks\n", pid,
-            htri_render_commas(a, sizeof a, m->live_bytes), htri_render_commas(b, sizeof b, m->live_blocks));
-    fprintf(out, "==%u==   total heap usage: %s allocs, %s frees, %s bytes allocated\n", pid,
-            htri_render_commas(a, sizeof a, m->allocs), htri_render_commas(b, sizeof b, m->frees),
-            htri_render_commas(d, sizeof d, m->bytes_allocated));
-    fprintf(out, "==%u==          peak heap: %s bytes in %s blocks at %s\n", pid,
-            htri_render_commas(a, sizeof a, m->peak_bytes), htri_render_commas(b, sizeof b, m->peak_blocks),
-            htri_render_duration(d, sizeof d, m->peak_t));
-    fprintf(out, "==%u==           peak RSS: %s\n", pid, rss ? htri_render_bytes(a, sizeof a, rss) : "unknown");
-    fprintf(out, "==%u==     anonymous mmap: %s bytes in %s mappings (peak %s bytes mapped, %s at exit)\n",
-            pid, htri_render_commas(a, sizeof a, m->mmap_bytes), htri_render_commas(b, sizeof b, m->mmap_count),
-            htri_render_commas(d, sizeof d, m->mmap_peak_bytes),
-            htri_render_commas(e, sizeof e, m->mmap_live_bytes));
+    if (m->header.flags & HTRI_FILE_LEAK_ONLY) {
+        text_summary_leak_only(out, m, pid, rss);
+    } else {
+        fprintf(out, "==%u==     in use at exit: %s bytes in %s blocks\n", pid,
+                htri_render_commas(a, sizeof a, m->live_bytes), htri_render_commas(b, sizeof b, m->live_blocks));
+        fprintf(out, "==%u==   total heap usage: %s allocs, %s frees, %s bytes allocated\n", pid,
+                htri_render_commas(a, sizeof a, m->allocs), htri_render_commas(b, sizeof b, m->frees),
+                htri_render_commas(d, sizeof d, m->bytes_allocated));
+        fprintf(out, "==%u==          peak heap: %s bytes in %s blocks at %s\n", pid,
+                htri_render_commas(a, sizeof a, m->peak_bytes), htri_render_commas(b, sizeof b, m->peak_blocks),
+                htri_render_duration(d, sizeof d, m->peak_t));
+        fprintf(out, "==%u==           peak RSS: %s\n", pid, rss ? htri_render_bytes(a, sizeof a, rss) : "unknown");
+        fprintf(out, "==%u==     anonymous mmap: %s bytes in %s mappings (peak %s bytes mapped, %s at exit)\n",
+                pid, htri_render_commas(a, sizeof a, m->mmap_bytes), htri_render_commas(b, sizeof b, m->mmap_count),
+                htri_render_commas(d, sizeof d, m->mmap_peak_bytes),
+                htri_render_commas(e, sizeof e, m->mmap_live_bytes));
+    }
     if (m->has_end && m->end_dropped)
         fprintf(out, "==%u== warning: the agent dropped %llu events\n", pid,
                 (unsigned long long)m->end_dropped);
@@ -333,17 +414,20 @@ int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path,
         if (m->messages[i].level >= HTRI_MSG_WARNING)
             fprintf(out, "==%u== agent: %s\n", pid, m->messages[i].text);
     fprintf(out, "==%u== \n", pid);
-    if (m->has_leak_check || m->n_errors || m->n_faults || m->n_limits) {
-        htri_render_syms *syms = htri_render_syms_open(m, 0);
-        snprintf(prefix, sizeof prefix, "==%u== ", pid);
-        if (syms)
-            htri_render_memcheck(out, m, syms, lo, prefix, n_errors);
-        htri_render_syms_close(syms);
-    } else if (n_errors) {
-        *n_errors = 0;
-    }
+    if (rc == 0)
+        rc = htri_render_leak_report(out, m, syms, lo, prefix, &counts);
+    if (rc == 0 && !m->has_leak_check && (!lo || lo->mode != HTRI_LEAKCHECK_NO))
+        fprintf(out, "==%u== no leak check in the trace: the process did not reach its exit "
+                "(or the trace was cut)\n==%u== \n", pid, pid);
+    if (rc == 0)
+        rc = htri_render_error_summary(out, prefix, &counts);
+    htri_render_syms_close(syms);
+    if (n_errors)
+        *n_errors = counts.errors;
     fprintf(out, "==%u== trace: %s (%s)\n", pid, trace_path ? trace_path : "?",
             htri_render_end(e, sizeof e, m));
     fprintf(out, "==%u== for the full analysis: heaptrail report %s\n", pid, trace_path ? trace_path : "FILE");
+    if (rc < 0)
+        return rc;
     return ferror(out) ? -EIO : 0;
 }

@@ -84,6 +84,34 @@ def case_usage(a):
     expect_error([h, "run", "--limit-action=explode", "true"], 2, E + r"run: --limit-action needs fail or abort.*")
     expect_error([h, "run", "--abort-on-error=1", "true"], 2, E + r"run: --abort-on-error takes no value .*")
     expect_error([h, "run", "--error-exitcode=300", "true"], 2, E + r"run: --error-exitcode needs an exit status from 0 to 255.*")
+    expect_error([h, "run", "--record=some", "true"], 2, E + r"run: --record must be full or none, not 'some' .*")
+    expect_error([h, "run", "--run-libc-freeres=maybe", "true"], 2,
+                 E + r"run: --run-libc-freeres must be yes or no, not 'maybe' .*")
+    for sig in ("KILL", "SIGSTOP", "9", "USR9", "0", "65", ""):
+        expect_error([h, "run", "--leak-check-signal=" + sig, "true"], 2,
+                     E + r"run: --leak-check-signal needs a signal that can be caught \(USR1, SIGUSR2, 10\.\.\.\), not '%s' .*" % sig)
+    for heur in ("some", "stdstring,", "stdstring,,length64", "all,none", ""):
+        expect_error([h, "run", "--leak-check-heuristics=" + heur, "true"], 2,
+                     E + r"run: --leak-check-heuristics must be all, none or a list of .*, not '%s' .*" % re.escape(heur))
+    expect_error([h, "run", "--suppressions"], 2, E + r"run: option --suppressions needs a value .*")
+    rc, out, err = run([h, "help", "leaks"])
+    check(rc == 0 and "usage: heaptrail leaks [OPTIONS] FILE" in out and "--error-exitcode=N" in out, "help leaks")
+    rc, out, err = run([h, "leaks", "--help"])
+    check(rc == 0 and "--errors-for-leak-kinds" in out, "leaks --help")
+    rc, out, err = run([h, "--help"])
+    check("  leaks [OPTIONS] FILE" in out, "--help lists leaks")
+    rc, out, err = run([h, "help", "run"])
+    for opt in ("--record=full|none", "--run-libc-freeres=yes|no", "--leak-check-signal=SIG",
+                "--leak-check-heuristics="):
+        check(opt in out, "help run: %s" % opt)
+    expect_error([h, "leaks"], 2, E + r"leaks: no trace file given \(see heaptrail help leaks\)")
+    expect_error([h, "leaks", "a", "b"], 2, E + r"leaks: one trace file at a time \('b' is extra\) .*")
+    expect_error([h, "leaks", "--leak-check=no", "x"], 2, E + r"leaks: --leak-check must be summary or full, not 'no' .*")
+    expect_error([h, "leaks", "--bogus", "x"], 2, E + r"leaks: unknown option '--bogus' .*")
+    expect_error([h, "leaks", "--error-exitcode=256", "x"], 2,
+                 E + r"leaks: --error-exitcode needs an exit status from 0 to 255, not '256' .*")
+    expect_error([h, "leaks", "--show-leak-kinds=everything", "x"], 2, E + r"leaks: --show-leak-kinds: bad kind list .*")
+    expect_error([h, "leaks", "--num-callers"], 2, E + r"leaks: option --num-callers needs a value .*")
 
 
 def case_files(a):
@@ -394,6 +422,286 @@ def case_valgrind(a):
         check(ours_leaks == theirs_leaks, "%s: LEAK SUMMARY heaptrail %r == memcheck %r"
               % (name, ours_leaks, theirs_leaks))
         check(ours == theirs, "%s: heaptrail %r == memcheck %r" % (name, ours, theirs))
+
+
+def leak_prog(a):
+    need_agent(a)
+    return os.path.join(a.progs, "htr-cli-leak-kinds")
+
+
+# memcheck's report from the HEAP SUMMARY's end to ERROR SUMMARY: loss records, LEAK SUMMARY,
+# hints and the closing lines. Stack lines keep their function and source line; the address
+# and the allocator's object differ between the tools by nature.
+def memcheck_tail(text):
+    lines = [re.sub(r"^==\d+== ?", "", l) for l in text.splitlines() if re.match(r"==\d+==", l)]
+    start = None
+    for i, l in enumerate(lines):
+        if l.startswith("  total heap usage:") or l.startswith("  total heap usage "):
+            start = i
+    if start is None:
+        return None
+    while start < len(lines) and lines[start] != "":
+        start += 1
+    out = []
+    for l in lines[start + 1:]:
+        l = re.sub(r"^(   (?:at|by) )0x[0-9A-F]+: ", r"\g<1>0xADDR: ", l)
+        l = re.sub(r"^(   at 0xADDR: \S+) \(in [^)]*\)$", r"\1 (in ALLOCATOR)", l)
+        out.append(l)
+        if l.startswith("ERROR SUMMARY:"):
+            break
+    return out
+
+
+LEAK_OPTION_SETS = [
+    [],
+    ["--leak-check=full"],
+    ["--leak-check=no"],
+    ["--leak-check=full", "--show-leak-kinds=all"],
+    ["--leak-check=full", "--show-leak-kinds=all", "--errors-for-leak-kinds=all"],
+    ["--leak-check=full", "--show-leak-kinds=none"],
+    ["--leak-check=full", "--errors-for-leak-kinds=none"],
+    ["--leak-check=full", "--show-leak-kinds=definite", "--errors-for-leak-kinds=reachable"],
+    ["--leak-check=summary", "--errors-for-leak-kinds=all"],
+]
+
+
+def case_leak_closing(a):
+    """The closing lines as memcheck prints them, byte for byte, for several option sets."""
+    prog = leak_prog(a)
+    vg = shutil.which("valgrind")
+    # without valgrind: the lines memcheck 3.19 prints for this program (checked against it)
+    rc, out, err, trace = run_traced(a, prog, ["clean"])
+    check(memcheck_tail(err) == ["All heap blocks were freed -- no leaks are possible", "",
+                                 "For lists of detected and suppressed errors, rerun with: -s",
+                                 "ERROR SUMMARY: 0 errors from 0 contexts (suppressed: 0 from 0)"],
+          "no leaks: memcheck's closing lines %r" % memcheck_tail(err))
+    rc, out, err, trace = run_traced(a, prog, opts=["--leak-check=full"])
+    tail = memcheck_tail(err) or []
+    check(tail[-2:] == ["For lists of detected and suppressed errors, rerun with: -s",
+                        "ERROR SUMMARY: 3 errors from 3 contexts (suppressed: 0 from 0)"],
+          "full: 2 definite + 1 possible records are errors: %r" % tail[-2:])
+    check(rc == 0, "errors alone do not change the exit status: %d" % rc)
+    if not vg:
+        print("valgrind not installed: the comparison with memcheck skipped", file=sys.stderr)
+        return
+    for args in ([], ["clean"]):
+        for opts in LEAK_OPTION_SETS:
+            rc, out, ours, trace = run_traced(a, prog, args, opts=opts)
+            rc, out, theirs = run([vg] + opts + [prog] + args, timeout=300)
+            mine, want = memcheck_tail(ours), memcheck_tail(theirs)
+            check(want is not None and mine == want,
+                  "%s %s: heaptrail\n%s\nmemcheck\n%s" % (" ".join(opts), " ".join(args),
+                                                           "\n".join(mine or []), "\n".join(want or [])))
+    # a suppression file memcheck wrote for a record suppresses it in both tools
+    rc, out, theirs = run([vg, "--leak-check=full", "--gen-suppressions=all", prog], timeout=300)
+    blocks = re.findall(r"^\{\n.*?^\}\n", theirs, re.M | re.S)
+    check(len(blocks) == 3, "memcheck generated 3 suppressions: %r" % theirs)
+    supp = os.path.join(a.work, "memcheck.supp")
+    with open(supp, "w") as f:
+        f.write("".join(b for b in blocks if "make_lost" in b))
+    for opts in (["--leak-check=full"], ["--leak-check=full", "--show-leak-kinds=all", "--errors-for-leak-kinds=all"]):
+        opts = opts + ["--suppressions=" + supp]
+        rc, out, ours, trace = run_traced(a, prog, opts=opts)
+        rc, out, theirs = run([vg] + opts + [prog], timeout=300)
+        mine, want = memcheck_tail(ours), memcheck_tail(theirs)
+        check(want is not None and mine == want,
+              "%s: heaptrail\n%s\nmemcheck\n%s" % (" ".join(opts), "\n".join(mine or []), "\n".join(want or [])))
+
+
+def case_error_exitcode(a):
+    """--error-exitcode: loss records counted as errors and misuse errors, both ways."""
+    prog = leak_prog(a)
+    for opts, args, want in [
+            (["--error-exitcode=9"], [], 0),                              # summary: leaks are no errors
+            (["--leak-check=full", "--error-exitcode=9"], [], 9),         # definite/possible records
+            (["--leak-check=full", "--errors-for-leak-kinds=none", "--error-exitcode=9"], [], 0),
+            (["--leak-check=full", "--errors-for-leak-kinds=reachable", "--error-exitcode=9"], [], 9),
+            (["--leak-check=full", "--error-exitcode=9"], ["clean"], 0),
+            (["--error-exitcode=9"], ["double-free"], 9),                 # a misuse error
+            (["--leak-check=no", "--error-exitcode=9"], ["double-free"], 9),
+            (["--leak-check=full"], [], 0),                               # no --error-exitcode
+            (["--error-exitcode=0", "--leak-check=full"], [], 0)]:       # 0 turns it off
+        rc, out, err, trace = run_traced(a, prog, args, opts=opts)
+        check(rc == want, "%s %s: exit %d, want %d (%r)" % (" ".join(opts), " ".join(args), rc, want, err[-600:]))
+    rc, out, err, trace = run_traced(a, prog, ["double-free"], opts=["--leak-check=full"])
+    check(re.search(r"==\d+== Invalid free\(\) / delete / delete\[\] / realloc\(\)\n", err) is not None
+          and "ERROR SUMMARY: 1 errors from 1 contexts (suppressed: 0 from 0)\n" in err,
+          "double free counted in the one ERROR SUMMARY: %r" % err)
+    check(err.count("ERROR SUMMARY") == 1, "one ERROR SUMMARY per trace: %r" % err)
+    # the misuse error comes first, as memcheck prints errors while the program runs
+    check(err.find("Invalid free()") < err.find("HEAP SUMMARY:"), "error before the HEAP SUMMARY")
+
+
+def case_leaks_cmd(a):
+    """`heaptrail leaks FILE` prints run's leak report again, with other options."""
+    prog = leak_prog(a)
+    h = a.heaptrail
+    E = r"heaptrail: error: "
+    rc, out, run_full, trace_full = run_traced(a, prog, opts=["--leak-check=full", "--show-leak-kinds=all"])
+    rc, out, run_err, trace = run_traced(a, prog)   # the default: summary
+    check(rc == 0, "run: exit %d" % rc)
+    rc, out, err = run([h, "leaks", "--leak-check=full", "--show-leak-kinds=all", trace])
+    check(rc == 0 and err == "", "leaks full: exit %d, stderr %r" % (rc, err))
+    check(memcheck_tail(run_full) == memcheck_tail("==1==   total heap usage: x\n==1== \n" + out),
+          "leaks --leak-check=full == run --leak-check=full:\n%s\n----\n%s" % (out, run_full))
+    check(re.match(r"==\d+== 24 bytes in 1 blocks are definitely lost in loss record \d of 5\n", out) is not None,
+          "leaks: first loss record %r" % out[:200])
+    rc, out, err = run([h, "leaks", trace])
+    check(rc == 0 and memcheck_tail("==1==   total heap usage: x\n==1== \n" + out) == memcheck_tail(run_err),
+          "leaks FILE == run's default summary: %r" % out)
+    for opts, want in [(["--error-exitcode=5"], 0), (["--leak-check=full", "--error-exitcode=5"], 5),
+                       (["--leak-check=full", "--errors-for-leak-kinds=none", "--error-exitcode=5"], 0),
+                       (["--leak-check=full", "--errors-for-leak-kinds=reachable", "--error-exitcode=5"], 5),
+                       (["--leak-check=full"], 0)]:
+        rc, out, err = run([h, "leaks"] + opts + [trace])
+        check(rc == want, "leaks %s: exit %d, want %d" % (" ".join(opts), rc, want))
+    rc, out, err = run([h, "leaks", "--leak-check=full", "--errors-for-leak-kinds=all", trace])
+    check("ERROR SUMMARY: 5 errors from 5 contexts (suppressed: 0 from 0)\n" in out, "all kinds counted: %r" % out)
+    # --gen-suppressions=all output suppresses, fed back with --suppressions
+    rc, out, err = run([h, "leaks", "--leak-check=full", "--show-leak-kinds=all", "--gen-suppressions=all", trace])
+    blocks = re.findall(r"^\{\n.*?^\}\n", out, re.M | re.S)
+    check(len(blocks) == 5 and all("Memcheck:Leak" in b for b in blocks), "5 suppression blocks: %r" % out)
+    supp = os.path.join(a.work, "gen.supp")
+    with open(supp, "w") as f:
+        f.write("".join(blocks))
+    rc, out, err = run([h, "leaks", "--leak-check=full", "--show-leak-kinds=all", "--suppressions=" + supp,
+                        "--errors-for-leak-kinds=all", "--error-exitcode=5", trace])
+    check(rc == 0 and "        suppressed: 268 bytes in 5 blocks\n" in out
+          and "ERROR SUMMARY: 0 errors from 0 contexts (suppressed: 5 from 5)\n" in out,
+          "all suppressed: exit %d %r" % (rc, out))
+    # failures: one line, status 1
+    rc, out, err, nocheck = run_traced(a, prog, opts=["--leak-check=no"])
+    expect_error([h, "leaks", nocheck], 1, E + re.escape(nocheck) + r": no complete leak check in this trace "
+                 r"\(the process did not reach its exit, or ran with --leak-check=no\)")
+    expect_error([h, "leaks", "/nonexistent/x.htr"], 1, E + r"/nonexistent/x\.htr: No such file or directory")
+    expect_error([h, "leaks", os.path.join(a.work, "corrupt.htr")], 1, E + r".*corrupt\.htr: corrupt trace: .*")
+    expect_error([h, "leaks", "--suppressions=/nonexistent/s", trace], 1,
+                 E + r"--suppressions=/nonexistent/s: No such file or directory")
+
+
+def case_agent_opts(a):
+    """The leak options `run` hands to the agent, seen in the trace."""
+    prog = leak_prog(a)
+    h = a.heaptrail
+
+    def doc(trace):
+        rc, out, err = run([h, "report", "--json", trace])
+        check(rc == 0, "report --json %s: %r" % (trace, err))
+        return json.loads(out) if rc == 0 else {}
+
+    rc, out, err, trace = run_traced(a, prog, opts=["--leak-check=no"])
+    check(doc(trace).get("leak_check", 1) is None, "--leak-check=no: the agent ran no leak check")
+    check("heaptrail: " not in err, "the agent knows leak_check: %r" % err)
+    check(re.search(r"==\d+== For a detailed leak analysis, rerun with: --leak-check=full\n==\d+== \n"
+                    r"==\d+== For lists of detected and suppressed errors, rerun with: -s\n", err) is not None,
+          "--leak-check=no wording: %r" % err)
+    rc, out, err, trace = run_traced(a, prog, opts=["--run-libc-freeres=no"])
+    d = doc(trace)
+    check(d.get("leak_check") and d["leak_check"]["freeres_run"] is False, "--run-libc-freeres=no reaches the agent")
+    rc, out, err, trace = run_traced(a, prog, opts=["--run-libc-freeres=yes"])
+    d = doc(trace)
+    check(d.get("leak_check") and d["leak_check"]["freeres_run"] is True, "--run-libc-freeres=yes reaches the agent")
+    for heur in ("none", "all", "stdstring,newarray"):
+        rc, out, err, trace = run_traced(a, prog, opts=["--leak-check-heuristics=" + heur])
+        check(rc == 0 and "heaptrail: " not in err and "LEAK SUMMARY:" in err,
+              "--leak-check-heuristics=%s accepted by the agent: %r" % (heur, err))
+    # --record=none: no events; totals from the agent's counters, in use from its leak check
+    rc, out, err, trace = run_traced(a, prog, opts=["--record=none"])
+    check(rc == 0 and "heaptrail: " not in err, "--record=none: %r" % err)
+    check(re.search(r"==\d+==     in use at exit: 268 bytes in 5 blocks\n"
+                    r"==\d+==   total heap usage: 5 allocs, 0 frees, 268 bytes allocated\n"
+                    r"==\d+==           peak RSS: .*\n"
+                    r"==\d+== \(no peak heap or anonymous mmap lines: --record=none records no events\)\n",
+                    err) is not None, "--record=none summary: %r" % err)
+    check("peak heap:" not in err and "LEAK SUMMARY:" in err, "no peak line, a leak summary")
+    d = doc(trace)
+    check(d.get("trace", {}).get("record") == "none" and d["summary"]["events"] == 0
+          and d["end"]["agent_allocs"] == 5, "--record=none trace: %r" % d.get("end"))
+    rc, out, err = run([h, "report", trace])
+    check("a --record=none trace" in out and "total heap usage: 5 allocs, 0 frees, 268 bytes allocated" in out
+          and "peak heap:" not in out, "report of a --record=none trace: %r" % out[:800])
+    # --leak-check-signal: a check on SIGUSR1 and one at exit; the summary reports the last
+    for sig in ("USR1", "SIGUSR1", "usr1", "10"):
+        rc, out, err, trace = run_traced(a, prog, ["signal"], opts=["--leak-check-signal=" + sig])
+        check(rc == 0 and "heaptrail: " not in err, "--leak-check-signal=%s: %r" % (sig, err))
+        d = doc(trace)
+        check(d.get("leak_check") and d["leak_check"]["checks"] == 2 and d["leak_check"]["reason"] == 0,
+              "--leak-check-signal=%s: two checks, the exit one last: %r" % (sig, d.get("leak_check", {}).get("checks")))
+    # without the option SIGUSR1 kills the program, as it would without heaptrail
+    rc, out, err, trace = run_traced(a, prog, ["signal"])
+    check(rc == 128 + 10, "SIGUSR1 without --leak-check-signal: exit %d" % rc)
+
+
+def case_misuse_report(a):
+    """`heaptrail report`: a section for misuse errors and one for loss records; JSON lists errors."""
+    prog = leak_prog(a)
+    h = a.heaptrail
+    rc, out, err, trace = run_traced(a, prog, ["double-free"])
+    rc, out, err = run([h, "report", trace])
+    check(rc == 0, "report: %r" % err)
+    i, j = out.find("\nMISUSE ERRORS"), out.find("\nLEAK CHECK")
+    check(0 < i < j, "sections MISUSE ERRORS then LEAK CHECK: %r" % out)
+    check(re.search(r"\nInvalid free\(\) / delete / delete\[\] / realloc\(\)\n   at 0x[0-9A-F]+: main \(leak_kinds\.c:\d+\)\n",
+                    out[i:j]) is not None, "the double free in its section: %r" % out[i:j])
+    check("All heap blocks were freed -- no leaks are possible" in out[j:], "leak section: %r" % out[j:])
+    check("ERROR SUMMARY: 1 errors from 1 contexts (suppressed: 0 from 0)" in out, "report's ERROR SUMMARY")
+    rc, out, err = run([h, "report", "--json", trace])
+    d = json.loads(out)
+    e = d.get("errors")
+    check(isinstance(e, list) and len(e) == 1, "json errors: %r" % e)
+    if e:
+        e = e[0]
+        check(e["kind"] == "invalid_free" and e["address_class"] == "freed" and e["block"]["size"] == 10
+              and e["free_function"] == "free" and e["alloc_function"] == "malloc"
+              and e["context"] == 0 and e["first_in_context"] is True, "json error fields: %r" % e)
+        check(int(e["address"], 16) == int(e["block"]["address"], 16), "address of the double free")
+        for k in ("where", "alloc", "free"):
+            st = e["stacks"][k]
+            check(st and st[0]["function"] == "main" and st[0]["file"].endswith("leak_kinds.c")
+                  and st[0]["line"] > 0, "json %s stack: %r" % (k, st[:1]))
+    # loss records of a leaking run in the report
+    rc, out, err, trace = run_traced(a, prog)
+    rc, out, err = run([h, "report", trace])
+    j = out.find("\nLEAK CHECK")
+    check(j > 0 and "(none recorded" in out[out.find("\nMISUSE ERRORS"):j], "no misuse errors said: %r" % out)
+    check(re.search(r"24 bytes in 1 blocks are definitely lost in loss record \d of 5\n"
+                    r"   at 0x[0-9A-F]+: malloc \(in .*libheaptrail-preload\.so\)\n"
+                    r"   by 0x[0-9A-F]+: make_lost \(leak_kinds\.c:\d+\)\n", out[j:]) is not None,
+          "loss records in the report: %r" % out[j:])
+    check("ERROR SUMMARY: 3 errors from 3 contexts (suppressed: 0 from 0)" in out[j:], "report counts full mode")
+    d = json.loads(run([h, "report", "--json", trace])[1])
+    check(d["errors"] == [] and d["leak_check"]["checks"] == 1, "json: no errors, one check")
+
+
+def case_nofile(a):
+    """The soft RLIMIT_NOFILE is raised for symbolizing, not for the traced program."""
+    import resource
+    prog = leak_prog(a)
+    h = a.heaptrail
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= 64:
+        print("hard RLIMIT_NOFILE %r: skipped" % hard, file=sys.stderr)
+        sys.exit(SKIP)
+
+    def low():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+
+    trace = os.path.join(a.work, "sh.htr")
+    p = subprocess.run([h, "run", "-o", trace, "sh", "-c", "ulimit -Sn"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, preexec_fn=low, timeout=60)
+    check(p.stdout.decode().strip() == "64", "the program keeps its soft limit: %r" % p.stdout)
+    strace = shutil.which("strace")
+    if not strace:
+        print("strace not installed: the raise itself is not observed", file=sys.stderr)
+        return
+    rc, out, err, trace = run_traced(a, prog)
+    for cmd in (["report", trace], ["leaks", trace]):
+        p = subprocess.run([strace, "-f", "-e", "trace=prlimit64,setrlimit", h] + cmd, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, preexec_fn=low, timeout=60)
+        err = p.stderr.decode(errors="replace")
+        check(re.search(r"(prlimit64\(0, RLIMIT_NOFILE, \{rlim_cur=%d, rlim_max=%d\}|"
+                        r"setrlimit\(RLIMIT_NOFILE, \{rlim_cur=%d, rlim_max=%d\})" % (hard, hard, hard, hard), err)
+              is not None, "%s raises the soft limit to %d: %r" % (cmd[0], hard, err[-800:]))
 
 
 def main():
