@@ -387,16 +387,40 @@ static HTRI_NOINLINE void hooks_g_free_pass(void *p)
     g_hooks.free(raw ? raw : p);
 }
 
+/* The stack of the program's release, taken only when something needs it (an error, or the
+ * quarantine's "free'd at"). Frames: hooks_g_where <- hooks_g_release (noinline, hooks_g_retire
+ * inlined into it) <- the exported hook (which calls it, never tail-calls it) <- the program:
+ * three return addresses to skip. */
+typedef struct hooks_where {
+    uint32_t node;
+    int known;
+} hooks_where;
+
+static HTRI_NOINLINE uint32_t hooks_g_where(hooks_where *w)
+{
+    if (!w->known) {
+        uintptr_t pcs[HTR_MAX_DEPTH];
+        int n = htri_unwind_capture(pcs, htri_agent_depth(), 3);
+        w->node = htri_agent_node(pcs, n);
+        w->known = 1;
+    }
+    return w->node;
+}
+
 /* A released block that was live: family, redzones, limit, then the quarantine. */
-static void hooks_g_retire(const htri_block *b, uint8_t ffam, uint32_t where, int check_family)
+static inline __attribute__((always_inline)) void
+hooks_g_retire(const htri_block *b, uint8_t ffam, hooks_where *w, int check_family)
 {
     if (check_family && !htri_guard_families_match(b->family, ffam))
-        htri_guard_report_mismatch(b, ffam, where);
-    if (b->tag & HTRI_GUARD_TAG_ON)
-        htri_guard_verify_block((void *)b->addr, b->size, b->node, b->family, where, ffam);
+        htri_guard_report_mismatch(b, ffam, hooks_g_where(w));
+    if ((b->tag & HTRI_GUARD_TAG_ON) && htri_guard_check_block((void *)b->addr, b->size, NULL))
+        htri_guard_verify_block((void *)b->addr, b->size, b->node, b->family, hooks_g_where(w),
+                                ffam);
     htri_guard_limit_release(b->size);
-    htri_guard_qentry q = { b->addr, b->size, b->node, where, b->family, ffam,
+    htri_guard_qentry q = { b->addr, b->size, b->node, 0, b->family, ffam,
                             (uint16_t)(b->tag & 0xff) };
+    if (htri_guard_options()->quarantine_bytes)
+        q.free_node = hooks_g_where(w);
     if (htri_guard_quarantine_push(&q))
         g_hooks.free(htri_guard_raw_of((void *)b->addr, b->tag));
     while (htri_guard_quarantine_evict(&q))
@@ -404,10 +428,11 @@ static void hooks_g_retire(const htri_block *b, uint8_t ffam, uint32_t where, in
 }
 
 /* free, delete, realloc(p, 0): a pointer that is no live block is reported and not freed
- * (the program goes on, as under memcheck). */
-static HTRI_NOINLINE void hooks_g_release(uint8_t ffam, void *p, const uintptr_t *pcs, int n)
+ * (the program goes on, as under memcheck). `w`: the stack if the caller has it, else NULL
+ * (then taken here when needed: call it from the exported hook itself). */
+static HTRI_NOINLINE void hooks_g_release(uint8_t ffam, void *p, hooks_where *known)
 {
-    uint32_t where = htri_agent_node(pcs, n);
+    hooks_where local = { 0, 0 }, *w = known ? known : &local;
     htri_block b;
     if (htri_agent_on_free_block(ffam, p, &b) < 0) {
         if (g_hooks.in_freeres) {
@@ -417,10 +442,10 @@ static HTRI_NOINLINE void hooks_g_release(uint8_t ffam, void *p, const uintptr_t
         }
         htri_block live;
         int inside = htri_agent_guard_find_containing((uintptr_t)p, &live);
-        htri_guard_report_invalid_free((uintptr_t)p, ffam, where, inside ? &live : NULL);
+        htri_guard_report_invalid_free((uintptr_t)p, ffam, hooks_g_where(w), inside ? &live : NULL);
         return;
     }
-    hooks_g_retire(&b, ffam, where, 1);
+    hooks_g_retire(&b, ffam, w, 1);
 }
 
 static HTRI_NOINLINE void *hooks_g_realloc_pass(void *old, size_t size)
@@ -462,19 +487,19 @@ static HTRI_NOINLINE void *hooks_g_realloc(void *old, size_t size, const uintptr
 {
     if (!old)
         return hooks_g_alloc(HTRI_FAM_REALLOC, size, 0, 0, pcs, n);
+    hooks_where w = { htri_agent_node(pcs, n), 1 };
     if (size == 0) {
-        hooks_g_release(HTRI_FFAM_REALLOC, old, pcs, n);
+        hooks_g_release(HTRI_FFAM_REALLOC, old, &w);
         return NULL;
     }
     htri_block b;
     if (htri_table_find((uintptr_t)old, &b) < 0) {
-        hooks_g_release(HTRI_FFAM_REALLOC, old, pcs, n);
+        hooks_g_release(HTRI_FFAM_REALLOC, old, &w);
         errno = ENOMEM;
         return NULL;
     }
-    uint32_t where = htri_agent_node(pcs, n);
     if (!htri_guard_families_match(b.family, HTRI_FFAM_REALLOC))
-        htri_guard_report_mismatch(&b, HTRI_FFAM_REALLOC, where);
+        htri_guard_report_mismatch(&b, HTRI_FFAM_REALLOC, w.node);
     uint16_t tag;
     size_t align = (b.tag & HTRI_GUARD_TAG_ON) ? htri_guard_tag_align(b.tag) : 0;
     void *p = hooks_g_make(HTRI_FAM_REALLOC, size, align, 0, pcs, n, &tag);
@@ -483,7 +508,7 @@ static HTRI_NOINLINE void *hooks_g_realloc(void *old, size_t size, const uintptr
     memcpy(p, old, b.size < size ? b.size : size);
     htri_block gone;
     if (htri_agent_on_free_block(HTRI_FFAM_REALLOC, old, &gone) == 0)
-        hooks_g_retire(&gone, HTRI_FFAM_REALLOC, where, 0);
+        hooks_g_retire(&gone, HTRI_FFAM_REALLOC, &w, 0);
     htri_agent_on_alloc_tag(HTRI_FAM_REALLOC, p, size, tag, pcs, n);
     return p;
 }
@@ -673,12 +698,10 @@ HTRI_EXPORT void free(void *p)
     if (htri_unlikely(g_hooks.guard)) {
         int tracked = hooks_g_release_tracked();
         htri_agent_guard++;
-        if (tracked) {
-            HOOKS_CAPTURE(pcs, n);
-            hooks_g_release(HTRI_FFAM_FREE, p, pcs, n);
-        } else {
+        if (tracked)
+            hooks_g_release(HTRI_FFAM_FREE, p, NULL);
+        else
             hooks_g_free_pass(p);
-        }
         htri_agent_guard--;
         return;
     }
@@ -975,12 +998,10 @@ static inline __attribute__((always_inline)) void hooks_delete(int v, uint8_t ff
         /* not libstdc++'s delete: it would free the user pointer, not the raw one */
         int tracked = hooks_g_release_tracked();
         htri_agent_guard++;
-        if (tracked) {
-            HOOKS_CAPTURE(pcs, n);
-            hooks_g_release(ffam, p, pcs, n);
-        } else {
+        if (tracked)
+            hooks_g_release(ffam, p, NULL);
+        else
             hooks_g_free_pass(p);
-        }
         htri_agent_guard--;
         return;
     }
