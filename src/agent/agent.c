@@ -230,7 +230,8 @@ static long agent_atol(const char *s, int *ok)
  *   freeres=0|1       call __libc_freeres / __gnu_cxx::__freeres at exit (default 1)
  *   record=full|none  none: tables and counters only, no events (leak-check-only runs)
  *   guard=0|1         the misuse checks (guard.h) in the hooks (default 1: on, with the
- *                     guard's defaults, 16-byte redzones and a 64 MiB quarantine)
+ *                     guard's defaults, 16-byte redzones and a 64 MiB quarantine; off also
+ *                     when redzone=0 and quarantine=0 leave the guard nothing to do)
  *   redzone=N quarantine=SIZE fill-alloc[=BYTE] fail-after=N fail-every=N fail-rate=P
  *   seed=N fail-in=FUNCTION limit=SIZE limit-action=fail|abort abort-on-error
  *   error-exitcode=N  the guard's options (htri_guard_parse_option)
@@ -389,6 +390,13 @@ static void agent_read_environ(void)
         agent_strlcpy(g_agent.options_raw, opts, sizeof g_agent.options_raw);
         agent_parse_options(g_agent.options_raw);
     }
+    /* --redzone=0 --quarantine=0 and nothing else of the guard's: plain recording, the
+     * hooks' fast path (the way to turn the checks off from the CLI). */
+    const htri_guard_opts *go = &g_agent.guard_opts;
+    if (!go->redzone && !go->quarantine_bytes && !go->fail_after_set && !go->fail_every &&
+        !go->fail_rate_ppm && !go->fail_in[0] && !go->limit_bytes && go->fill_alloc < 0 &&
+        !go->abort_on_error)
+        g_agent.guard_on = 0;
     htri_fmt(g_agent.child_env, sizeof g_agent.child_env, "HEAPTRAIL_OPTIONS=%s;main_pid=-1",
              g_agent.options_raw);
     if (preload && !g_agent.trace_children)
