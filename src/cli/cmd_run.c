@@ -319,13 +319,18 @@ int htri_cmd_run(const htri_run_opts *o)
     }
     close(pfd[1]);
     g_run.child = pid;
-    struct sigaction sa, old_int, old_term;
+    struct sigaction sa, old_int, old_term, old_check;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = run_forward;
     sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    /* kill -SIG to heaptrail asks the program for a leak check (SIGINT/SIGTERM: see above) */
+    int fwd_check = o->leak_check_signal && o->leak_check_signal != SIGINT &&
+                    o->leak_check_signal != SIGTERM;
+    if (fwd_check)
+        sigaction(o->leak_check_signal, &sa, &old_check);
 
     int exec_errno = 0;
     ssize_t got;
@@ -338,6 +343,8 @@ int htri_cmd_run(const htri_run_opts *o)
         ;
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
+    if (fwd_check)
+        sigaction(o->leak_check_signal, &old_check, NULL);
     g_run.child = 0;
     if (got == (ssize_t)sizeof exec_errno) {
         htri_cli_error("%s: cannot execute: %s", name, strerror(exec_errno));

@@ -660,6 +660,19 @@ def case_agent_opts(a):
         d = doc(trace)
         check(d.get("leak_check") and d["leak_check"]["checks"] == 2 and d["leak_check"]["reason"] == 0,
               "--leak-check-signal=%s: two checks, the exit one last: %r" % (sig, d.get("leak_check", {}).get("checks")))
+    # the signal sent to heaptrail alone is forwarded to the program
+    import signal
+    import time
+    trace = os.path.join(a.work, "fwd.htr")
+    p = subprocess.Popen([a.heaptrail, "run", "-o", trace, "--leak-check-signal=USR1", prog, "wait"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=a.work)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGUSR1)
+    out, err = p.communicate(timeout=60)
+    check(p.returncode == 0, "forwarded USR1: exit %d, %r" % (p.returncode, err))
+    d = doc(trace)
+    check(d.get("leak_check") and d["leak_check"]["checks"] == 2,
+          "USR1 sent to heaptrail reached the program: %r" % d.get("leak_check", {}).get("checks"))
     # without the option SIGUSR1 kills the program, as it would without heaptrail
     rc, out, err, trace = run_traced(a, prog, ["signal"])
     check(rc == 128 + 10, "SIGUSR1 without --leak-check-signal: exit %d" % rc)

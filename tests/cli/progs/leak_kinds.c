@@ -7,7 +7,8 @@
  *    still reachable: 100 bytes in 1 blocks
  * Arguments: "clean": everything freed ("All heap blocks were freed -- no leaks are
  * possible"); "double-free": that, and one block freed twice (1 misuse error, 1 context);
- * "signal": the leaks, then SIGUSR1 raised and a pause for a leak check on the signal. */
+ * "signal": the leaks, then SIGUSR1 raised and a pause for a leak check on the signal;
+ * "wait": the leaks, then 1.5 s for a signal from outside. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,5 +69,8 @@ int main(int argc, char **argv)
         raise(SIGUSR1);
         usleep(300 * 1000);     /* the agent's writer thread runs the check */
     }
+    if (strcmp(mode, "wait") == 0)
+        for (int i = 0; i < 30; i++)
+            usleep(50 * 1000);  /* (a signal cuts one sleep short, not the wait) */
     return 0;
 }
