@@ -58,8 +58,12 @@ HAVE_HTRAIL=0
 [ -x "$HTRAIL" ] && HAVE_HTRAIL=1
 
 # Configurations, in the order they run inside each repetition and appear in the table.
-CONFIGS="native native-fp heaptrack dwarf cached fp none guard"
+# Since the guard (redzones, quarantine) is on by default, the unwind and record=none rows
+# turn it off when the CLI accepts --redzone=0 --quarantine=0, to time recording alone; the
+# 'default' row is what a user gets from plain `heaptrail run`.
+CONFIGS="native native-fp heaptrack default dwarf cached fp none guard"
 declare -A OPTS=(
+    [default]=""
     [dwarf]="--unwind=dwarf"
     [cached]="--unwind=cached"
     [fp]="--unwind=fp"
@@ -70,6 +74,7 @@ declare -A LABEL=(
     [native]="native"
     [native-fp]="native, -fno-omit-frame-pointer build"
     [heaptrack]="heaptrack (record + interpret)"
+    [default]="heaptrail run, no options (defaults)"
     [dwarf]="heaptrail --unwind=dwarf"
     [cached]="heaptrail --unwind=cached"
     [fp]="heaptrail --unwind=fp (fp build)"
@@ -100,7 +105,15 @@ probe_agent_none() {
 }
 declare -A WHY   # why a configuration is n/a
 [ $HAVE_HEAPTRACK = 1 ] || WHY[heaptrack]="not installed"
-for cfg in dwarf cached fp none guard; do
+GUARD_OFF=""
+if [ $HAVE_HTRAIL = 1 ] && probe_opts "--redzone=0 --quarantine=0"; then
+    GUARD_OFF="--redzone=0 --quarantine=0"
+    for cfg in dwarf cached fp none; do
+        OPTS[$cfg]+=" $GUARD_OFF"
+        LABEL[$cfg]+=", guard off"
+    done
+fi
+for cfg in default dwarf cached fp none guard; do
     AVAIL[$cfg]=0
     if [ $HAVE_HTRAIL = 0 ]; then WHY[$cfg]="not built"; continue; fi
     probe_opts "${OPTS[$cfg]}"; rc=$?
@@ -148,7 +161,7 @@ cmd_of() {
         *)
             printf '%s\n' "$HTRAIL" run -o "$(trace_of "$wl" "$cfg")"
             # shellcheck disable=SC2086
-            printf '%s\n' ${OPTS[$cfg]}
+            [ -n "${OPTS[$cfg]}" ] && printf '%s\n' ${OPTS[$cfg]}
             printf '%s\n' -- "$prog" "$n" ;;
     esac
 }
@@ -328,7 +341,7 @@ trace_size() {  # bytes of the trace the last repetition left, or empty
     for wl in churn deep; do
         t_ht=$(cell_time "$wl" heaptrack)
         s_ht=$(trace_size "$wl" heaptrack)
-        for cfg in dwarf cached fp; do
+        for cfg in default dwarf cached fp; do
             [ -n "${TIMES[$wl.$cfg]:-}" ] || continue
             t=$(median ${TIMES[$wl.$cfg]})
             case $cfg in fp) base=$(cell_time "$wl" native-fp) ;; *) base=$(cell_time "$wl" native) ;; esac
