@@ -210,9 +210,10 @@ static int run_listed_before(const char *session, long limit, const char *path)
 }
 
 /* Reads "PID<TAB>PATH" lines and prints one summary per trace. Returns how many; adds the
- * errors memcheck would count to *errors. */
+ * errors memcheck would count to *errors. *main_ending (may point to NULL): how the program
+ * ended, printed in the summary of main_pid's last image and then set to NULL. */
 static int run_summaries(const char *session, FILE *log, const htri_leaks_opts *lo,
-                         uint64_t *errors)
+                         pid_t main_pid, const char **main_ending, uint64_t *errors)
 {
     FILE *f = fopen(session, "r");
     char line[PATH_MAX + 64];
@@ -251,7 +252,11 @@ static int run_summaries(const char *session, FILE *log, const htri_leaks_opts *
         }
         htri_reader_close(r);
         uint64_t n_err = 0;
-        htri_render_summary(log, m, path, lo, &n_err);
+        int is_main = *main_ending && m->header.pid == (uint32_t)main_pid && !m->forked &&
+                      !(m->has_end && m->end_how == HTRI_END_EXEC);
+        htri_render_run_summary(log, m, path, lo, is_main ? *main_ending : NULL, &n_err);
+        if (is_main)
+            *main_ending = NULL;
         *errors += n_err;
         htri_model_free(m);
     }
@@ -352,11 +357,16 @@ int htri_cmd_run(const htri_run_opts *o)
         goto out_session;
     }
 
+    char ending_buf[160];
+    const char *ending = NULL;
     if (WIFSIGNALED(status)) {
         char sig[32];
         int s = WTERMSIG(status);
-        fprintf(log, "==%d== \n==%d== Process terminating with default action of signal %d (%s)\n",
-                (int)pid, (int)pid, s, htri_render_signame(sig, sizeof sig, s));
+        /* memcheck's words, after the errors the program made and before the HEAP SUMMARY */
+        snprintf(ending_buf, sizeof ending_buf,
+                 "==%d== \n==%d== Process terminating with default action of signal %d (%s)\n",
+                 (int)pid, (int)pid, s, htri_render_signame(sig, sizeof sig, s));
+        ending = ending_buf;
         rc = 128 + s;
     } else {
         rc = WIFEXITED(status) ? WEXITSTATUS(status) : HTRI_CLI_FAIL;
@@ -373,7 +383,9 @@ int htri_cmd_run(const htri_run_opts *o)
     lo.gen_suppressions = o->leak.gen_suppressions;
     lo.supp = supp;
     uint64_t errors = 0;
-    int n_traces = run_summaries(session, log, &lo, &errors);
+    int n_traces = run_summaries(session, log, &lo, pid, &ending, &errors);
+    if (ending)
+        fputs(ending, log);     /* no trace of the program's last image */
     /* memcheck's --error-exitcode: errors (misuse, and loss records of the kinds of
      * --errors-for-leak-kinds under --leak-check=full) turn an exit into this status; a
      * program killed by a signal still dies of it */

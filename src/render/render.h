@@ -32,6 +32,11 @@ struct htri_leaks_opts;
  * in use at exit, and says why the peak lines are missing. */
 int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path,
                         const struct htri_leaks_opts *lo, uint64_t *n_errors);
+/* The same with `ending` (may be NULL), lines printed after the misuse errors and before the
+ * HEAP SUMMARY, where memcheck says how the process ended ("==pid== Process terminating
+ * with default action of signal 11 (SIGSEGV)"). */
+int htri_render_run_summary(FILE *out, const htri_model *m, const char *trace_path,
+                            const struct htri_leaks_opts *lo, const char *ending, uint64_t *n_errors);
 
 /* ---- shared by the renderers (render_util.c) ---- */
 

@@ -371,6 +371,12 @@ static void text_summary_leak_only(FILE *out, const htri_model *m, unsigned pid,
 int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path,
                         const htri_leaks_opts *lo, uint64_t *n_errors)
 {
+    return htri_render_run_summary(out, m, trace_path, lo, NULL, n_errors);
+}
+
+int htri_render_run_summary(FILE *out, const htri_model *m, const char *trace_path,
+                            const htri_leaks_opts *lo, const char *ending, uint64_t *n_errors)
+{
     char prefix[32];
     char a[48], b[48], d[48], e[160];
     unsigned pid = m->header.pid;
@@ -385,6 +391,8 @@ int htri_render_summary(FILE *out, const htri_model *m, const char *trace_path,
     snprintf(prefix, sizeof prefix, "==%u== ", pid);
     /* memcheck prints errors as they happen, so before its exit report */
     int rc = htri_render_misuse(out, m, syms, prefix, &counts);
+    if (ending)
+        fputs(ending, out);
     fprintf(out, "==%u== \n", pid);
     if (m->cut.status)
         fprintf(out, "==%u== warning: trace cut at byte %llu (%s)\n", pid,

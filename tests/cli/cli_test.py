@@ -563,6 +563,13 @@ def case_error_exitcode(a):
     check(err.count("ERROR SUMMARY") == 1, "one ERROR SUMMARY per trace: %r" % err)
     # the misuse error comes first, as memcheck prints errors while the program runs
     check(err.find("Invalid free()") < err.find("HEAP SUMMARY:"), "error before the HEAP SUMMARY")
+    # then how the program ended, as memcheck orders them; a signal wins over --error-exitcode
+    rc, out, err, trace = run_traced(a, prog, ["double-free-abort"], opts=["--error-exitcode=9"])
+    check(rc == 128 + 6, "killed by SIGABRT: exit %d" % rc)
+    check(re.search(r"==(\d+)== Invalid free\(\) / delete / delete\[\] / realloc\(\)\n(==\1==  .*\n)*"
+                    r"==\1== \n==\1== \n==\1== Process terminating with default action of signal 6 \(SIGABRT\)\n"
+                    r"==\1== \n==\1== HEAP SUMMARY:\n", err) is not None,
+          "error, then the signal, then the HEAP SUMMARY: %r" % err)
 
 
 def case_leaks_cmd(a):

@@ -7,6 +7,7 @@
  *    still reachable: 100 bytes in 1 blocks
  * Arguments: "clean": everything freed ("All heap blocks were freed -- no leaks are
  * possible"); "double-free": that, and one block freed twice (1 misuse error, 1 context);
+ * "double-free-abort": that, then abort();
  * "signal": the leaks, then SIGUSR1 raised and a pause for a leak check on the signal;
  * "wait": the leaks, then 1.5 s for a signal from outside. */
 #include <signal.h>
@@ -53,12 +54,14 @@ __attribute__((noinline)) static void make_reachable(void)
 int main(int argc, char **argv)
 {
     const char *mode = argc > 1 ? argv[1] : "";
-    if (strcmp(mode, "clean") == 0 || strcmp(mode, "double-free") == 0) {
+    if (strcmp(mode, "clean") == 0 || strncmp(mode, "double-free", 11) == 0) {
         char *volatile p[4];
         for (int i = 0; i < 4; i++) p[i] = malloc(8 + (size_t)i);
         for (int i = 0; i < 4; i++) free(p[i]);
-        if (strcmp(mode, "double-free") == 0)
+        if (strncmp(mode, "double-free", 11) == 0)
             free(p[2]);
+        if (strcmp(mode, "double-free-abort") == 0)
+            abort();
         return 0;
     }
     make_list();
