@@ -184,6 +184,45 @@ static int json_errors(json_ctx *c)
     return 0;
 }
 
+/* Injected allocation failures and allocations refused by --limit, stacks inline. */
+static void json_faults_limits(json_ctx *c)
+{
+    static const char *const reasons[] = { "unknown", "fail_after", "fail_every", "fail_rate" };
+    const htri_model *m = c->m;
+    fputs(",\n  \"faults\": [", c->out);
+    for (size_t i = 0; i < m->n_faults; i++) {
+        const htri_fault_rec *f = &m->faults[i];
+        fprintf(c->out, "%s\n    {\"reason\": \"%s\", \"t_ns\": %llu, \"tid\": %u, \"size\": %llu, "
+                "\"function\": ", i ? "," : "", f->reason <= HTRI_FAULT_RATE ? reasons[f->reason] : "unknown",
+                (unsigned long long)f->t, f->tid, (unsigned long long)f->size);
+        json_cstr(c->out, json_alloc_fn(f->family));
+        fputs(", \"stack\": ", c->out);
+        json_frames(c, f->node, "      ");
+        fputc('}', c->out);
+    }
+    fputs(m->n_faults ? "\n  ]" : "]", c->out);
+    fputs(",\n  \"limits\": [", c->out);
+    for (size_t i = 0; i < m->n_limits; i++) {
+        const htri_limit_rec *l = &m->limits[i];
+        fprintf(c->out, "%s\n    {\"t_ns\": %llu, \"tid\": %u, \"size\": %llu, \"live_bytes\": %llu, "
+                "\"limit_bytes\": %llu, \"function\": ", i ? "," : "", (unsigned long long)l->t, l->tid,
+                (unsigned long long)l->size, (unsigned long long)l->live_bytes,
+                (unsigned long long)l->limit_bytes);
+        json_cstr(c->out, json_alloc_fn(l->family));
+        fputs(", \"stack\": ", c->out);
+        json_frames(c, l->node, "      ");
+        fputs(", \"holders\": [", c->out);
+        for (uint32_t h = 0; h < l->n_holders && h < HTRI_LIMIT_MAX_HOLDERS; h++) {
+            fprintf(c->out, "%s\n      {\"bytes\": %llu, \"blocks\": %llu, \"stack\": ", h ? "," : "",
+                    (unsigned long long)l->holders[h].bytes, (unsigned long long)l->holders[h].blocks);
+            json_frames(c, l->holders[h].node, "        ");
+            fputc('}', c->out);
+        }
+        fputs(l->n_holders ? "\n    ]}" : "]}", c->out);
+    }
+    fputs(m->n_limits ? "\n  ]" : "]", c->out);
+}
+
 int htri_render_json(FILE *out, const htri_model *m, const htri_render_opts *o)
 {
     static const char *hows[] = { "exit", "signal", "exec", "unknown" };
@@ -305,6 +344,7 @@ int htri_render_json(FILE *out, const htri_model *m, const htri_render_opts *o)
         htri_render_syms_close(c.syms);
         return -ENOMEM;
     }
+    json_faults_limits(&c);
     json_sites(&c, "peak_contributors", HTRI_SORT_PEAK);
     json_sites(&c, "top_by_bytes", HTRI_SORT_BYTES);
     json_sites(&c, "top_by_calls", HTRI_SORT_ALLOCS);

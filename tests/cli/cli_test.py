@@ -724,6 +724,16 @@ def case_misuse_report(a):
     check("ERROR SUMMARY: 3 errors from 3 contexts (suppressed: 0 from 0)" in out[j:], "report counts full mode")
     d = json.loads(run([h, "report", "--json", trace])[1])
     check(d["errors"] == [] and d["leak_check"]["checks"] == 1, "json: no errors, one check")
+    # injected failures and limit hits: one JSON entry per text report
+    for opts, key, words in ((["--fail-every=2"], "faults", "Injected failure of malloc("),
+                             (["--limit=16"], "limits", "Memory limit: malloc(")):
+        rc, out, err, trace = run_traced(a, prog, ["clean"], opts=opts)
+        n = err.count(words)
+        d = json.loads(run([h, "report", "--json", trace])[1])
+        lst = d.get(key, [])
+        check(n > 0 and len(lst) == n and d["misuse"][key] == n, "%s: %d in the text, %r" % (key, n, lst))
+        check(all(x["function"] == "malloc" and x["stack"] and x["stack"][0]["function"] == "main" for x in lst),
+              "%s entries: %r" % (key, lst))
 
 
 def case_nofile(a):
