@@ -220,9 +220,14 @@ done
 
 # ---- analysis of the traces: heaptrail report and heaptrack_print, once each, timed --------------
 declare -A ATIME AFAIL
+# heaptrail report reads the trace of the first heaptrail configuration that ran.
+REPORT_CFG=""
+for cfg in $CONFIGS; do
+    case $cfg in heaptrail*) [ "${AVAIL[$cfg]}" = 1 ] && { REPORT_CFG=$cfg; break; } ;; esac
+done
 analyse() {
     local p=$1 tool=$2 f t0 t1 rc
-    if [ "$tool" = report ]; then f=$(trace_of "$p" heaptrail); else f=$(trace_of "$p" heaptrack); fi
+    if [ "$tool" = report ]; then f=$(trace_of "$p" "$REPORT_CFG"); else f=$(trace_of "$p" heaptrack); fi
     [ -f "$f" ] || return 0
     t0=$EPOCHREALTIME
     if [ "$tool" = report ]; then
@@ -237,7 +242,7 @@ analyse() {
     return 0
 }
 for p in $PROGRAMS; do
-    [ "${AVAIL[heaptrail]}" = 1 ] && analyse "$p" report
+    [ -n "$REPORT_CFG" ] && analyse "$p" report
     [ "${AVAIL[heaptrack]}" = 1 ] && analyse "$p" heaptrack_print
 done
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -273,7 +278,7 @@ size_of() { local f; f=$(trace_of "$1" "$2"); [ -n "$f" ] && [ -f "$f" ] && stat
             sz=$(size_of "$p" "$cfg")
             an=""
             case $cfg in
-                heaptrail) an=${ATIME[$p.report]:-}; [ -n "${AFAIL[$p.report]:-}" ] && an="FAIL (${AFAIL[$p.report]}) after $an" ;;
+                "$REPORT_CFG") an=${ATIME[$p.report]:-}; [ -n "${AFAIL[$p.report]:-}" ] && an="FAIL (${AFAIL[$p.report]}) after $an" ;;
                 heaptrack) an=${ATIME[$p.heaptrack_print]:-}; [ -n "${AFAIL[$p.heaptrack_print]:-}" ] && an="FAIL (${AFAIL[$p.heaptrack_print]}) after $an" ;;
             esac
             vs=""; case $cfg in heaptrail*) vs=$(ratio "$t" "$t_ht") ;; esac
@@ -283,7 +288,7 @@ size_of() { local f; f=$(trace_of "$1" "$2"); [ -n "$f" ] && [ -f "$f" ] && stat
         done
     done
     echo
-    echo "Analysis: \`heaptrail report TRACE\` on the heaptrail row, \`heaptrack_print TRACE\` on the heaptrack row,"
+    echo "Analysis: \`heaptrail report TRACE\` on the $REPORT_CFG row, \`heaptrack_print TRACE\` on the heaptrack row,"
     echo "output to a file, one run each.  Max RSS: largest single process of the run (/usr/bin/time %M;"
     echo "for a failed run, that run's).  CPU: user+sys of the run and its waited-for children."
     echo "heaptrail = \`heaptrail run\` with its defaults (DWARF unwinding, guard on: redzones and quarantine);"
@@ -295,7 +300,7 @@ size_of() { local f; f=$(trace_of "$1" "$2"); [ -n "$f" ] && [ -f "$f" ] && stat
     echo '```'
     for p in $PROGRAMS; do
         for cfg in $CONFIGS; do [ "${AVAIL[$cfg]}" = 1 ] && show_cmd "$p" "$cfg"; done
-        [ "${AVAIL[heaptrail]}" = 1 ] && echo "${CAP[*]} $HTRAIL report $(trace_of "$p" heaptrail)"
+        [ -n "$REPORT_CFG" ] && echo "${CAP[*]} $HTRAIL report $(trace_of "$p" "$REPORT_CFG")"
         [ "${AVAIL[heaptrack]}" = 1 ] && echo "${CAP[*]} heaptrack_print $(trace_of "$p" heaptrack)"
     done
     echo '```'
