@@ -69,10 +69,15 @@ typedef struct htri_frame_header {
  *                                                           (how: HTRI_END_*; the agent's own
  *                                                            memcheck-style counters)
  * EVENTS records (dt = ns since the previous record of the frame, or since t_first for the
- * first; addr_d = zigzag(addr - previous addr of the frame), previous starts at 0):
+ * first; addr_d = zigzag(addr - previous addr of the frame), previous starts at 0; every
+ * record with an address, FREE_RECENT included, makes it the previous one):
  *   ALLOC+family      dt size node addr_d      (family: HTRI_FAM_*)
  *   INHERIT+family    dt size node addr_d      (forked child: block live at fork; not an alloc)
  *   FREE+ffamily      dt addr_d                (ffamily: HTRI_FFAM_*)
+ *   FREE_RECENT+ffam  dt k                     (free of the frame's k-th most recent ALLOC or
+ *                                               INHERIT address, k = 0 the latest; the ring
+ *                                               holds the last HTRI_EV_RECENT = 16 and starts
+ *                                               empty in every frame; k >= its fill is corrupt)
  *   MMAP              dt len node addr_d       (anonymous mappings, counted apart from heap)
  *   MUNMAP            dt len addr_d
  *   ALLOC_FAILED      dt size node family      (the allocator returned NULL)
@@ -90,7 +95,11 @@ enum {
     HTRI_REC_INHERIT = 0x18,      /* + family, 0x18..0x1f */
     HTRI_REC_FREE = 0x20,         /* + free family, 0x20..0x27 */
     HTRI_REC_MMAP = 0x28, HTRI_REC_MUNMAP = 0x29, HTRI_REC_ALLOC_FAILED = 0x2a,
+    HTRI_REC_FREE_RECENT = 0x2b,  /* + free family, 0x2b..0x2e; 0x2f..0x3f unassigned */
 };
+
+/* FREE_RECENT's ring: an EVENTS frame's last 16 ALLOC/INHERIT addresses (format constant). */
+#define HTRI_EV_RECENT 16
 
 /* Allocation families: which function made a block (mismatch detection needs it). */
 enum { HTRI_FAM_MALLOC = 0, HTRI_FAM_CALLOC = 1, HTRI_FAM_REALLOC = 2, HTRI_FAM_MEMALIGN = 3,

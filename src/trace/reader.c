@@ -26,6 +26,8 @@ typedef struct reader_cursor {
     const uint8_t *p, *end;
     uint32_t left;        /* records not yet decoded */
     uint64_t t, addr;     /* running time and address of the delta encoding */
+    uint32_t n_recent;    /* ALLOC/INHERIT records so far: FREE_RECENT's ring fill */
+    uint64_t recent[HTRI_EV_RECENT];   /* slot n % HTRI_EV_RECENT: the n-th one's address */
     htri_record head;
 } reader_cursor;
 
@@ -421,6 +423,16 @@ static int reader_next_event(htri_reader *r, reader_cursor *c)
     } else if (tag >= HTRI_REC_FREE && tag < HTRI_REC_FREE + HTRI_FFAM_COUNT) {
         rec->tag = HTRI_REC_FREE; rec->family = tag - HTRI_REC_FREE;
         GET(addr_d);
+    } else if (tag >= HTRI_REC_FREE_RECENT && tag < HTRI_REC_FREE_RECENT + HTRI_FFAM_COUNT) {
+        uint64_t k;
+        rec->tag = HTRI_REC_FREE; rec->family = tag - HTRI_REC_FREE_RECENT;
+        GET(k);
+        if (k >= c->n_recent || k >= HTRI_EV_RECENT) {
+            why = "free of a recent allocation beyond the ring";
+            goto bad;
+        }
+        /* addr_d relative to the running address lands exactly on the ring's address */
+        addr_d = htri_zigzag((int64_t)(c->recent[(c->n_recent - 1 - k) % HTRI_EV_RECENT] - c->addr));
     } else if (tag == HTRI_REC_MMAP) {
         rec->tag = tag;
         GET(rec->size); GET(rec->node); GET(addr_d);
@@ -444,6 +456,8 @@ static int reader_next_event(htri_reader *r, reader_cursor *c)
     rec->t = c->t;
     c->addr += (uint64_t)htri_unzigzag(addr_d);
     rec->addr = c->addr;
+    if (tag < HTRI_REC_FREE)
+        c->recent[c->n_recent++ % HTRI_EV_RECENT] = c->addr;
     c->p = p;
     c->left--;
     return 1;

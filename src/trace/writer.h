@@ -72,19 +72,39 @@ int htri_rec_end(htri_recbuf *b, uint64_t t, uint32_t how, uint64_t status, uint
 /* A raw record (tag + already-encoded body), e.g. leak/error records 0x40..0x7f. */
 int htri_rec_raw(htri_recbuf *b, uint8_t tag, const void *body, size_t len, uint64_t t);
 
-/* EVENTS encoding state for one frame: previous time and address, per the spec. */
+/* EVENTS encoding state for one frame: previous time and address, per the spec, and the
+ * ring of the frame's last HTRI_EV_RECENT allocation addresses that FREE_RECENT refers to.
+ * A frame starts with addr_prev = 0 (htri_evstate_reset, or a caller that sets t_prev and
+ * addr_prev itself): no record of a frame has address 0, so addr_prev == 0 means "nothing
+ * addressed yet in this frame" and the encoders empty the ring then. The reader mirrors it.
+ *
+ *   recent[HTRI_EV_RECENT]: slot (n_recent - 1 - k) % HTRI_EV_RECENT holds the k-th most
+ *   recent ALLOC/INHERIT address of the frame (k = 0 the latest), for k < n_recent. */
 typedef struct htri_evstate {
     uint64_t t_prev;
     uintptr_t addr_prev;
+    uint32_t n_recent;                    /* allocations pushed since the frame started */
+    uintptr_t recent[HTRI_EV_RECENT];
 } htri_evstate;
+
+/* Starts a frame whose first record is at or after t_first. */
+static inline void htri_evstate_reset(htri_evstate *s, uint64_t t_first)
+{
+    s->t_prev = t_first;
+    s->addr_prev = 0;
+    s->n_recent = 0;
+}
 
 /* Worst case of one EVENTS record: tag + four varints. */
 #define HTRI_EVENT_MAX 41
 
-/* Appends ALLOC/INHERIT/MMAP-shaped (tag dt size node addr_d) at p; returns the new end. */
+/* Appends ALLOC/INHERIT/MMAP-shaped (tag dt size node addr_d) at p; returns the new end.
+ * ALLOC and INHERIT addresses enter the ring of recent allocations. */
 static inline uint8_t *htri_ev_put_block(uint8_t *p, htri_evstate *s, uint8_t tag, uint64_t t,
                                          uint64_t size, uint32_t node, uintptr_t addr)
 {
+    if (s->addr_prev == 0)
+        s->n_recent = 0;
     *p++ = tag;
     p = htri_varint_put(p, t - s->t_prev);
     p = htri_varint_put(p, size);
@@ -92,15 +112,32 @@ static inline uint8_t *htri_ev_put_block(uint8_t *p, htri_evstate *s, uint8_t ta
     p = htri_varint_put(p, htri_zigzag((int64_t)(addr - s->addr_prev)));
     s->t_prev = t;
     s->addr_prev = addr;
+    if (tag < HTRI_REC_FREE)
+        s->recent[s->n_recent++ % HTRI_EV_RECENT] = addr;
     return p;
 }
-/* FREE-shaped (tag dt addr_d) and MUNMAP (tag dt len addr_d, pass len != 0 via has_len). */
+/* FREE-shaped: tag is HTRI_REC_FREE + free family. A block among the frame's last
+ * HTRI_EV_RECENT allocations becomes FREE_RECENT (tag+0x0b dt k), any other the plain
+ * FREE (tag dt addr_d). Most frees in real programs release a block allocated a few
+ * records earlier: k is a small number that repeats, where addr_d is noise to zstd. */
 static inline uint8_t *htri_ev_put_free(uint8_t *p, htri_evstate *s, uint8_t tag, uint64_t t,
                                         uintptr_t addr)
 {
-    *p++ = tag;
-    p = htri_varint_put(p, t - s->t_prev);
-    p = htri_varint_put(p, htri_zigzag((int64_t)(addr - s->addr_prev)));
+    uint32_t k = HTRI_EV_RECENT;
+    if (s->addr_prev == 0)
+        s->n_recent = 0;
+    uint32_t fill = s->n_recent < HTRI_EV_RECENT ? s->n_recent : HTRI_EV_RECENT;
+    for (uint32_t i = 0; i < fill; i++)
+        if (s->recent[(s->n_recent - 1 - i) % HTRI_EV_RECENT] == addr) { k = i; break; }
+    if (k < HTRI_EV_RECENT) {
+        *p++ = (uint8_t)(tag - HTRI_REC_FREE + HTRI_REC_FREE_RECENT);
+        p = htri_varint_put(p, t - s->t_prev);
+        *p++ = (uint8_t)k;             /* a varint below 128 is its own byte */
+    } else {
+        *p++ = tag;
+        p = htri_varint_put(p, t - s->t_prev);
+        p = htri_varint_put(p, htri_zigzag((int64_t)(addr - s->addr_prev)));
+    }
     s->t_prev = t;
     s->addr_prev = addr;
     return p;
@@ -108,6 +145,8 @@ static inline uint8_t *htri_ev_put_free(uint8_t *p, htri_evstate *s, uint8_t tag
 static inline uint8_t *htri_ev_put_munmap(uint8_t *p, htri_evstate *s, uint64_t t, uint64_t len,
                                           uintptr_t addr)
 {
+    if (s->addr_prev == 0)
+        s->n_recent = 0;
     *p++ = HTRI_REC_MUNMAP;
     p = htri_varint_put(p, t - s->t_prev);
     p = htri_varint_put(p, len);

@@ -21,6 +21,8 @@ typedef struct enc {
     uint32_t n_rec, tid, seq;
     uint8_t kind;
     uint64_t t_first, t_last, t_prev, addr_prev;
+    uint64_t recent[HTRI_EV_RECENT];   /* FREE_RECENT's ring: slot n % 16 of n allocations */
+    uint32_t n_recent;
 } enc;
 
 static inline void enc_append(enc *e, const void *p, size_t n)
@@ -51,6 +53,7 @@ static inline void enc_begin(enc *e, uint8_t kind, uint32_t tid, uint64_t t_firs
     e->n_rec = 0;
     e->t_first = e->t_last = e->t_prev = t_first;
     e->addr_prev = 0;
+    e->n_recent = 0;
 }
 
 static inline void enc_u(enc *e, uint64_t v) { e->raw_len = (size_t)(htri_varint_put(e->raw + e->raw_len, v) - e->raw); }
@@ -155,13 +158,24 @@ static inline void enc_dt(enc *e, uint64_t t)
     e->t_prev = e->t_last = t;
 }
 static inline void enc_addr(enc *e, uint64_t a) { enc_u(e, htri_zigzag((int64_t)(a - e->addr_prev))); e->addr_prev = a; }
+static inline void enc_recent_push(enc *e, uint64_t a) { e->recent[e->n_recent++ % HTRI_EV_RECENT] = a; }
 static inline void enc_alloc(enc *e, int fam, uint64_t t, uint64_t size, uint64_t node, uint64_t addr)
 {
     enc_tag(e, (uint8_t)(HTRI_REC_ALLOC + fam)); enc_dt(e, t); enc_u(e, size); enc_u(e, node); enc_addr(e, addr);
+    enc_recent_push(e, addr);
 }
 static inline void enc_inherit(enc *e, uint64_t t, uint64_t size, uint64_t node, uint64_t addr)
 {
     enc_tag(e, HTRI_REC_INHERIT); enc_dt(e, t); enc_u(e, size); enc_u(e, node); enc_addr(e, addr);
+    enc_recent_push(e, addr);
+}
+/* FREE_RECENT: the free of the frame's k-th most recent allocation (k = 0 the latest). k is
+ * written as given, so tests can also make a k beyond the ring's fill (corrupt). */
+static inline void enc_free_recent(enc *e, int ffam, uint64_t t, uint64_t k)
+{
+    enc_tag(e, (uint8_t)(HTRI_REC_FREE_RECENT + ffam)); enc_dt(e, t); enc_u(e, k);
+    if (k < e->n_recent && k < HTRI_EV_RECENT)
+        e->addr_prev = e->recent[(e->n_recent - 1 - k) % HTRI_EV_RECENT];
 }
 static inline void enc_free(enc *e, int ffam, uint64_t t, uint64_t addr)
 {

@@ -83,7 +83,8 @@ int main(void)
 
     /* EVENTS: one of each, addresses going down and up (zigzag both ways). */
     uint8_t ev[512], *p = ev;
-    htri_evstate s = { 100, 0 };
+    htri_evstate s;
+    htri_evstate_reset(&s, 100);
     p = htri_ev_put_block(p, &s, HTRI_REC_ALLOC + HTRI_FAM_NEW, 100, 24, 3, 0x7000);
     p = htri_ev_put_free(p, &s, HTRI_REC_FREE + HTRI_FFAM_REALLOC, 105, 0x6000);
     p = htri_ev_put_block(p, &s, HTRI_REC_INHERIT + HTRI_FAM_CALLOC, 105, 8, 0, 0x9000);
