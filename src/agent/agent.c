@@ -35,8 +35,10 @@ extern char *program_invocation_short_name;
 #define AGENT_MMAP_SLOTS 4096
 #define AGENT_SIGNAL_SPINS 2000000     /* bounded lock attempts from a fatal-signal handler */
 #define AGENT_FD_MIN 900               /* our descriptors live at or above this */
-/* Misuse checks on unless guard=0: memcheck's habit (a run checks), at the guard's defaults
- * (16-byte redzones, 64 MiB quarantine). bench/ measures what they cost over recording. */
+/* Misuse checks on by default, at the issue's defaults (16-byte redzones, 64 MiB quarantine),
+ * as memcheck checks every run. Their price on an allocation churn: about 3-4x plain recording
+ * (the quarantine's cold memory), redzones and bad-free checks alone 1.05-1.25x; plain
+ * recording is guard=0, or --redzone=0 --quarantine=0. */
 #ifndef AGENT_GUARD_DEFAULT
 #define AGENT_GUARD_DEFAULT 1
 #endif
@@ -96,7 +98,9 @@ static struct {
     int record_events;
     char options_raw[AGENT_OPTS_MAX];
     htri_guard_opts guard_opts;    /* misuse-check options (guard.h) */
-    int guard_on;                  /* guard=0|1: the hooks run the misuse checks */
+    int guard_on;                  /* the hooks run the misuse checks */
+    int guard_key;                 /* guard= given: -1 no, else its value */
+    int guard_asked;               /* a guard option was given */
     int leak_check;                /* leak_check=no: no leak scan at exit */
     int leak_check_signal;         /* leak_check_signal=N: a check per signal N, 0 = none */
     _Atomic int leak_signal_pending;
@@ -229,9 +233,9 @@ static long agent_atol(const char *s, int *ok)
  *   session=PATH      one "PID\tTRACEPATH\n" line appended per trace file created
  *   freeres=0|1       call __libc_freeres / __gnu_cxx::__freeres at exit (default 1)
  *   record=full|none  none: tables and counters only, no events (leak-check-only runs)
- *   guard=0|1         the misuse checks (guard.h) in the hooks (default 1: on, with the
- *                     guard's defaults, 16-byte redzones and a 64 MiB quarantine; off also
- *                     when redzone=0 and quarantine=0 leave the guard nothing to do)
+ *   guard=0|1         the misuse checks (guard.h) in the hooks (default 1, AGENT_GUARD_DEFAULT:
+ *                     at the guard's defaults, 16-byte redzones and a 64 MiB quarantine);
+ *                     off also when redzone=0 and quarantine=0 leave the guard nothing to do
  *   redzone=N quarantine=SIZE fill-alloc[=BYTE] fail-after=N fail-every=N fail-rate=P
  *   seed=N fail-in=FUNCTION limit=SIZE limit-action=fail|abort abort-on-error
  *   error-exitcode=N  the guard's options (htri_guard_parse_option)
@@ -295,7 +299,7 @@ static void agent_parse_option(const char *key, size_t klen, const char *raw_val
         else
             htri_fdprintf(2, "heaptrail: unknown record mode '%s' ignored\n", val);
     } else if (KEY_IS("guard")) {
-        g_agent.guard_on = val[0] != '0';
+        g_agent.guard_key = val[0] != '0';
     } else if (KEY_IS("leak_check")) {
         g_agent.leak_check = strcmp(val, "no") != 0;
     } else if (KEY_IS("leak_check_signal")) {
@@ -318,6 +322,8 @@ static void agent_parse_option(const char *key, size_t klen, const char *raw_val
             htri_fdprintf(2, "heaptrail: unknown option '%s' ignored\n", name);
         else if (rc < 0)
             htri_fdprintf(2, "heaptrail: bad value for %s ignored\n", name);
+        else
+            g_agent.guard_asked = 1;
     }
 #undef KEY_IS
 }
@@ -390,8 +396,10 @@ static void agent_read_environ(void)
         agent_strlcpy(g_agent.options_raw, opts, sizeof g_agent.options_raw);
         agent_parse_options(g_agent.options_raw);
     }
+    g_agent.guard_on = g_agent.guard_key >= 0 ? g_agent.guard_key
+                                              : g_agent.guard_asked || AGENT_GUARD_DEFAULT;
     /* --redzone=0 --quarantine=0 and nothing else of the guard's: plain recording, the
-     * hooks' fast path (the way to turn the checks off from the CLI). */
+     * hooks' fast path. */
     const htri_guard_opts *go = &g_agent.guard_opts;
     if (!go->redzone && !go->quarantine_bytes && !go->fail_after_set && !go->fail_every &&
         !go->fail_rate_ppm && !go->fail_in[0] && !go->limit_bytes && go->fill_alloc < 0 &&
@@ -615,7 +623,7 @@ int htri_agent_init_early(void)
     g_agent.unwind_mode = HTRI_UNWIND_DWARF;
     g_agent.freeres = 1;
     g_agent.record_events = 1;
-    g_agent.guard_on = AGENT_GUARD_DEFAULT;
+    g_agent.guard_key = -1;
     g_agent.leak_check = 1;
     agent_read_environ();
     int rc = htri_table_init();

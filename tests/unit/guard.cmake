@@ -1,7 +1,8 @@
 # Guard (issue 4) test rules: builds the misuse programs of tests/programs/misuse/ (each states
 # its verdict in its first comment) and checks the verdicts with check_misuse.sh, under memcheck
-# and under the real agent: `heaptrail run` (misuse.heaptrail.*), or HTR_MISUSE_RUNNER (a
-# command prefix that runs a program under heaptrail and prints the text report).
+# and under the real agent: `heaptrail run` (misuse.heaptrail.*; the misuse checks are on by
+# default), or HTR_MISUSE_RUNNER (a command prefix that runs a program under heaptrail and
+# prints the text report).
 file(GLOB misuse_srcs CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/programs/misuse/*.c
      ${CMAKE_SOURCE_DIR}/tests/programs/misuse/*.cc)
 find_program(HTR_VALGRIND valgrind)
