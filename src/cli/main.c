@@ -29,7 +29,8 @@ static const char main_usage[] =
 #define MAIN_LEAK_OPTIONS \
     "  --show-leak-kinds=KINDS, --errors-for-leak-kinds=KINDS\n" \
     "                           definite,indirect,possible,reachable | all | none\n" \
-    "                           (default definite,possible)\n" \
+    "                           (default definite,possible; also --show-reachable=yes|no,\n" \
+    "                           --show-possibly-lost=yes|no)\n" \
     "  --leak-resolution=low|med|high        --num-callers=N (default 12)\n" \
     "  --suppressions=FILE      memcheck or LeakSanitizer suppressions (repeatable)\n" \
     "  --gen-suppressions=no|all\n" \
@@ -243,6 +244,19 @@ static int main_leak_option(const char *cmd, char **argv, int argc, int *i, htri
     } else if ((v = main_value(argv, argc, i, "--errors-for-leak-kinds", &missing))) {
         if (htri_leaks_parse_kinds(v, &l->error_kinds) < 0)
             bad = "--errors-for-leak-kinds: bad kind list '%s'";
+    } else if ((v = main_value(argv, argc, i, "--show-reachable", &missing))) {
+        /* memcheck's older spellings of --show-leak-kinds */
+        if (strcmp(v, "yes") && strcmp(v, "no"))
+            bad = "--show-reachable must be yes or no, not '%s'";
+        else
+            l->show_kinds = strcmp(v, "yes") == 0 ? 0xfu : HTRI_LEAK_KINDS_DEFAULT;
+    } else if ((v = main_value(argv, argc, i, "--show-possibly-lost", &missing))) {
+        if (strcmp(v, "yes") && strcmp(v, "no"))
+            bad = "--show-possibly-lost must be yes or no, not '%s'";
+        else if (strcmp(v, "yes") == 0)
+            l->show_kinds |= 1u << HTRI_LEAK_POSSIBLE;
+        else
+            l->show_kinds &= ~(1u << HTRI_LEAK_POSSIBLE);
     } else if ((v = main_value(argv, argc, i, "--leak-resolution", &missing))) {
         if (htri_leaks_parse_resolution(v, &l->resolution) < 0)
             bad = "--leak-resolution must be low, med or high, not '%s'";

@@ -112,6 +112,8 @@ def case_usage(a):
                  E + r"leaks: --error-exitcode needs an exit status from 0 to 255, not '256' .*")
     expect_error([h, "leaks", "--show-leak-kinds=everything", "x"], 2, E + r"leaks: --show-leak-kinds: bad kind list .*")
     expect_error([h, "leaks", "--num-callers"], 2, E + r"leaks: option --num-callers needs a value .*")
+    expect_error([h, "leaks", "--show-reachable=maybe", "x"], 2, E + r"leaks: --show-reachable must be yes or no, not 'maybe' .*")
+    expect_error([h, "run", "--show-possibly-lost=1", "true"], 2, E + r"run: --show-possibly-lost must be yes or no, not '1' .*")
 
 
 def case_files(a):
@@ -462,6 +464,8 @@ LEAK_OPTION_SETS = [
     ["--leak-check=full", "--errors-for-leak-kinds=none"],
     ["--leak-check=full", "--show-leak-kinds=definite", "--errors-for-leak-kinds=reachable"],
     ["--leak-check=summary", "--errors-for-leak-kinds=all"],
+    ["--leak-check=full", "--show-reachable=yes"],
+    ["--leak-check=full", "--show-reachable=yes", "--show-possibly-lost=no"],
 ]
 
 
