@@ -310,9 +310,11 @@ static int text_memcheck(text_ctx *c)
         rc = htri_render_leak_report(c->out, m, c->syms, &lo, "", &counts);
         if (rc < 0)
             return rc;
-        fprintf(c->out, "(heaptrail leaks FILE takes memcheck's leak options)\n");
     }
-    return htri_render_error_summary(c->out, "", &counts);
+    rc = htri_render_error_summary(c->out, "", &counts);
+    if (rc == 0 && m->has_leak_check)
+        fprintf(c->out, "(other leak options: heaptrail leaks --leak-check=full --show-leak-kinds=all ... FILE)\n");
+    return rc;
 }
 
 int htri_render_text(FILE *out, const htri_model *m, const htri_render_opts *o)
