@@ -69,7 +69,7 @@ typedef struct htri_frame_header {
  *                                                           (how: HTRI_END_*; the agent's own
  *                                                            memcheck-style counters)
  * EVENTS records (dt = ns since the previous record of the frame, or since t_first for the
- * first; addr_d = zigzag(addr - previous addr of the frame), previous starts at 0; every
+ * first, written as htri_dt_code(dt): whole 16,384 ns ticks or exact ns; addr_d = zigzag(addr - previous addr of the frame), previous starts at 0; every
  * record with an address, FREE_RECENT included, makes it the previous one):
  *   ALLOC+family      dt size node addr_d      (family: HTRI_FAM_*)
  *   INHERIT+family    dt size node addr_d      (forked child: block live at fork; not an alloc)
@@ -97,6 +97,23 @@ enum {
     HTRI_REC_MMAP = 0x28, HTRI_REC_MUNMAP = 0x29, HTRI_REC_ALLOC_FAILED = 0x2a,
     HTRI_REC_FREE_RECENT = 0x2b,  /* + free family, 0x2b..0x2e; 0x2f..0x3f unassigned */
 };
+
+/* EVENTS `dt` code: a varint v; v even is v/2 ticks of 2^HTRI_DT_TICK_LOG2 ns (16,384 ns, the
+ * agent's time quantum, so an agent's dt of one tick is the byte 0x02, not 0x80 0x80 0x01),
+ * v odd is (v-1)/2 ns (any other delta, exact). */
+#define HTRI_DT_TICK_LOG2 14
+static inline uint64_t htri_dt_code(uint64_t dt)
+{
+    return (dt & ((1ull << HTRI_DT_TICK_LOG2) - 1)) ? dt << 1 | 1 : dt >> (HTRI_DT_TICK_LOG2 - 1);
+}
+/* Returns 0 and *dt, or -1 if v names more than 2^64-1 ns. */
+static inline int htri_dt_decode(uint64_t v, uint64_t *dt)
+{
+    if (v & 1) { *dt = v >> 1; return 0; }
+    if (v >> (64 - HTRI_DT_TICK_LOG2 + 1)) return -1;
+    *dt = v << (HTRI_DT_TICK_LOG2 - 1);
+    return 0;
+}
 
 /* FREE_RECENT's ring: an EVENTS frame's last 16 ALLOC/INHERIT addresses (format constant). */
 #define HTRI_EV_RECENT 16

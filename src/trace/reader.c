@@ -414,6 +414,7 @@ static int reader_next_event(htri_reader *r, reader_cursor *c)
     uint64_t dt, addr_d = 0;
     rec->tid = h->tid;
     GET(dt);
+    if (htri_dt_decode(dt, &dt) != 0) { why = "record time past the frame's last time"; goto bad; }
     if (tag >= HTRI_REC_ALLOC && tag < HTRI_REC_ALLOC + HTRI_FAM_COUNT) {
         rec->tag = HTRI_REC_ALLOC; rec->family = tag - HTRI_REC_ALLOC;
         GET(rec->size); GET(rec->node); GET(addr_d);

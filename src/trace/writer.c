@@ -6,8 +6,12 @@
 #include <zstd.h>
 
 #include "base/common.h"
+#include "base/config.h"
 #include "base/os.h"
 #include "trace/writer.h"
+
+/* The agent's times are whole ticks of the EVENTS dt code: one tick is one byte. */
+_Static_assert(HTR_TIME_QUANTUM_LOG2 == HTRI_DT_TICK_LOG2, "time quantum differs from the dt tick");
 
 /* zstd's workspace over our own pages: a 16-byte header keeps the mapping size. */
 static void *writer_zalloc(void *opaque, size_t size)

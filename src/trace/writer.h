@@ -78,13 +78,16 @@ int htri_rec_raw(htri_recbuf *b, uint8_t tag, const void *body, size_t len, uint
  * addr_prev itself): no record of a frame has address 0, so addr_prev == 0 means "nothing
  * addressed yet in this frame" and the encoders empty the ring then. The reader mirrors it.
  *
- *   recent[HTRI_EV_RECENT]: slot (n_recent - 1 - k) % HTRI_EV_RECENT holds the k-th most
- *   recent ALLOC/INHERIT address of the frame (k = 0 the latest), for k < n_recent. */
+ *   recent[HTRI_EV_RECENT]: the n-th ALLOC/INHERIT address of the frame (n from 0) goes to
+ *   slot ~n % HTRI_EV_RECENT, downwards, so the k-th most recent (k = 0 the latest) is at
+ *   (newest + k) % HTRI_EV_RECENT, for k < n_recent; other slots hold stale addresses. */
+typedef uint32_t htri_ev_v4 __attribute__((vector_size(16)));
 typedef struct htri_evstate {
     uint64_t t_prev;
     uintptr_t addr_prev;
     uint32_t n_recent;                    /* allocations pushed since the frame started */
     uintptr_t recent[HTRI_EV_RECENT];
+    htri_ev_v4 recent_lo[HTRI_EV_RECENT / 4];  /* low 32 bits of recent[], same slots */
 } htri_evstate;
 
 /* Starts a frame whose first record is at or after t_first. */
@@ -106,14 +109,17 @@ static inline uint8_t *htri_ev_put_block(uint8_t *p, htri_evstate *s, uint8_t ta
     if (s->addr_prev == 0)
         s->n_recent = 0;
     *p++ = tag;
-    p = htri_varint_put(p, t - s->t_prev);
+    p = htri_varint_put(p, htri_dt_code(t - s->t_prev));
     p = htri_varint_put(p, size);
     p = htri_varint_put(p, node);
     p = htri_varint_put(p, htri_zigzag((int64_t)(addr - s->addr_prev)));
     s->t_prev = t;
     s->addr_prev = addr;
-    if (tag < HTRI_REC_FREE)
-        s->recent[s->n_recent++ % HTRI_EV_RECENT] = addr;
+    if (tag < HTRI_REC_FREE) {
+        uint32_t slot = ~s->n_recent++ % HTRI_EV_RECENT;
+        s->recent[slot] = addr;
+        s->recent_lo[slot / 4][slot % 4] = (uint32_t)addr;
+    }
     return p;
 }
 /* FREE-shaped: tag is HTRI_REC_FREE + free family. A block among the frame's last
@@ -123,19 +129,25 @@ static inline uint8_t *htri_ev_put_block(uint8_t *p, htri_evstate *s, uint8_t ta
 static inline uint8_t *htri_ev_put_free(uint8_t *p, htri_evstate *s, uint8_t tag, uint64_t t,
                                         uintptr_t addr)
 {
-    uint32_t k = HTRI_EV_RECENT;
     if (s->addr_prev == 0)
         s->n_recent = 0;
-    uint32_t fill = s->n_recent < HTRI_EV_RECENT ? s->n_recent : HTRI_EV_RECENT;
-    for (uint32_t i = 0; i < fill; i++)
-        if (s->recent[(s->n_recent - 1 - i) % HTRI_EV_RECENT] == addr) { k = i; break; }
-    if (k < HTRI_EV_RECENT) {
+    /* a miss (a long-lived block) is the slow case: rule it out with the low 32 bits of
+     * all 16 slots in four vector compares, stale slots included (k < n_recent drops them) */
+    uint32_t k = HTRI_EV_RECENT, newest = ~(s->n_recent - 1);
+    htri_ev_v4 lo = { (uint32_t)addr, (uint32_t)addr, (uint32_t)addr, (uint32_t)addr };
+    htri_ev_v4 any = (s->recent_lo[0] == lo) | (s->recent_lo[1] == lo) |
+                     (s->recent_lo[2] == lo) | (s->recent_lo[3] == lo);
+    if (any[0] | any[1] | any[2] | any[3]) {
+        for (uint32_t j = 0; j < HTRI_EV_RECENT; j++)
+            if (s->recent[(newest + j) % HTRI_EV_RECENT] == addr) { k = j; break; }
+    }
+    if (k < s->n_recent && k < HTRI_EV_RECENT) {   /* slots at k >= n_recent are stale */
         *p++ = (uint8_t)(tag - HTRI_REC_FREE + HTRI_REC_FREE_RECENT);
-        p = htri_varint_put(p, t - s->t_prev);
+        p = htri_varint_put(p, htri_dt_code(t - s->t_prev));
         *p++ = (uint8_t)k;             /* a varint below 128 is its own byte */
     } else {
         *p++ = tag;
-        p = htri_varint_put(p, t - s->t_prev);
+        p = htri_varint_put(p, htri_dt_code(t - s->t_prev));
         p = htri_varint_put(p, htri_zigzag((int64_t)(addr - s->addr_prev)));
     }
     s->t_prev = t;
@@ -148,7 +160,7 @@ static inline uint8_t *htri_ev_put_munmap(uint8_t *p, htri_evstate *s, uint64_t 
     if (s->addr_prev == 0)
         s->n_recent = 0;
     *p++ = HTRI_REC_MUNMAP;
-    p = htri_varint_put(p, t - s->t_prev);
+    p = htri_varint_put(p, htri_dt_code(t - s->t_prev));
     p = htri_varint_put(p, len);
     p = htri_varint_put(p, htri_zigzag((int64_t)(addr - s->addr_prev)));
     s->t_prev = t;
@@ -160,7 +172,7 @@ static inline uint8_t *htri_ev_put_failed(uint8_t *p, htri_evstate *s, uint64_t 
                                           uint32_t node, uint8_t family)
 {
     *p++ = HTRI_REC_ALLOC_FAILED;
-    p = htri_varint_put(p, t - s->t_prev);
+    p = htri_varint_put(p, htri_dt_code(t - s->t_prev));
     p = htri_varint_put(p, size);
     p = htri_varint_put(p, node);
     p = htri_varint_put(p, family);

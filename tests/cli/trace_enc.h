@@ -154,7 +154,8 @@ static inline void enc_leak_end(enc *e, uint64_t t, uint64_t n_groups)
 static inline void enc_dt(enc *e, uint64_t t)
 {
     if (t < e->t_prev) abort();
-    enc_u(e, t - e->t_prev);
+    uint64_t dt = t - e->t_prev;   /* whole ticks as an even number, else ns as an odd one */
+    enc_u(e, dt % 16384 ? dt * 2 + 1 : dt / 16384 * 2);
     e->t_prev = e->t_last = t;
 }
 static inline void enc_addr(enc *e, uint64_t a) { enc_u(e, htri_zigzag((int64_t)(a - e->addr_prev))); e->addr_prev = a; }

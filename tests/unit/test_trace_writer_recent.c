@@ -1,6 +1,6 @@
-/* Unit tests of FREE_RECENT (docs/trace-format.md): the writer's inline encoders turn the free
- * of one of a frame's last 16 allocations into "free of the k-th most recent", the reader
- * mirrors the ring. Round trips through htri_writer + htri_reader (every family, ring
+/* Unit tests of FREE_RECENT and the dt code (docs/trace-format.md): the writer's inline
+ * encoders turn the free of one of a frame's last 16 allocations into "free of the k-th most
+ * recent", the reader mirrors the ring; dt is whole 16,384 ns ticks or exact ns. Round trips through htri_writer + htri_reader (every family, ring
  * wrap-around, frame-start reset, frees outside the ring, random runs) and the reader's
  * strictness on a k beyond the ring's fill (frames built by the independent tests/cli encoder). */
 #include <errno.h>
@@ -165,7 +165,7 @@ static void test_families(void)
     p = htri_ev_put_free(p, &s, HTRI_REC_FREE + HTRI_FFAM_DELETE_ARRAY, 16, 0x110);
     CHECK_EQ_U(p - f, 3);
     CHECK_EQ_U(f[0], HTRI_REC_FREE_RECENT + HTRI_FFAM_DELETE_ARRAY);
-    CHECK_EQ_U(f[1], 16);
+    CHECK_EQ_U(f[1], 16 * 2 + 1);            /* dt code of 16 ns */
     CHECK_EQ_U(f[2], 1);                    /* 0x120 is k 0, 0x110 k 1; the MMAP is not counted */
     CHECK_EQ_U(s.addr_prev, 0x110);
 }
@@ -344,8 +344,58 @@ static void test_reader_strict(void)
     free(e.buf);
 }
 
+/* dt code: whole ticks even, other deltas odd, both exact through the reader; a code for
+ * more than 2^64-1 ns is corrupt. */
+static void test_dt(void)
+{
+    CHECK_EQ_U(htri_dt_code(0), 0);
+    CHECK_EQ_U(htri_dt_code(16384), 2);
+    CHECK_EQ_U(htri_dt_code(63 * 16384), 126);         /* still one varint byte */
+    CHECK_EQ_U(htri_dt_code(5), 11);
+    CHECK_EQ_U(htri_dt_code(16385), 32771);
+    const uint64_t dts[] = { 0, 1, 16383, 16384, 16385, 3 * 16384, 1ull << 40, (1ull << 62) + 1,
+                             ~0ull >> 1, ~0ull & ~16383ull };
+    for (size_t i = 0; i < sizeof dts / sizeof dts[0]; i++) {
+        uint64_t back = 1;
+        CHECK_EQ_U(htri_dt_decode(htri_dt_code(dts[i]), &back), 0);
+        CHECK_EQ_U(back, dts[i]);
+    }
+    uint64_t v;
+    CHECK(htri_dt_decode(1ull << 51, &v) == -1);          /* 2^50 ticks = 2^64 ns */
+    CHECK(htri_dt_decode((1ull << 51) - 2, &v) == 0 && v == ~0ull - 16383);
+
+    /* through the writer and the reader: times on ticks and between them */
+    op ops[] = { A(0, 0, 0x100), A(0, 16384, 0x200), F(0, 16384 * 70, 0x100),
+                 A(0, 16384 * 70 + 3, 0x300), F(0, 1ull << 45, 0x300) };
+    uint8_t tags[5];
+    size_t cuts[] = { 0 };
+    got g = { 0 };
+    CHECK_EQ_U(round_trip(ops, 5, cuts, 0, tags, &g), 0);
+    check_same(ops, 5, &g);
+    free(g.v);
+    g = (got){ 0 };
+
+    /* the reader refuses a dt code past 2^64-1 ns (an even code >= 2^51) */
+    enc e;
+    enc_file(&e, 1, 0);
+    enc_begin(&e, HTRI_FRAME_EVENTS, 5, 0);
+    enc_tag(&e, HTRI_REC_FREE);
+    enc_u(&e, 1ull << 51);
+    enc_u(&e, 0x20);
+    e.t_last = ~0ull;
+    enc_end(&e);
+    htri_reader *r = NULL;
+    CHECK_EQ_U(htri_reader_open_mem(e.buf, e.len, &r), 0);
+    CHECK_EQ_U((uint64_t)(r ? htri_reader_replay(r, on_rec, &g) : -1), (uint64_t)HTRI_E_CORRUPT);
+    CHECK(r && strstr(htri_reader_error(r), "past the frame's last time") != NULL);
+    htri_reader_close(r);
+    free(g.v);
+    free(e.buf);
+}
+
 int main(void)
 {
+    test_dt();
     test_families();
     test_wrap();
     test_frame_reset();
