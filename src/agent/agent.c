@@ -620,7 +620,10 @@ int htri_agent_init_early(void)
     g_agent.pid = htri_os_getpid();
     g_agent.ppid = (int)syscall(SYS_getppid);
     g_agent.depth = HTR_DEFAULT_DEPTH;
-    g_agent.unwind_mode = HTRI_UNWIND_DWARF;
+    /* The cached .eh_frame engine: DWARF rules like libunwind's (which it falls back to for
+     * any frame its compact rules cannot express), 3-5x cheaper per capture
+     * (bench/results/unwind.md). unwind=dwarf selects plain libunwind. */
+    g_agent.unwind_mode = HTRI_UNWIND_CACHED;
     g_agent.freeres = 1;
     g_agent.record_events = 1;
     g_agent.guard_key = -1;
@@ -1695,6 +1698,7 @@ static void agent_fork_child(void)
     g_agent.ppid = parent;
     g_agent.parent_pid = parent;
     g_agent.forked = 1;
+    htri_unwind_after_fork();
     /* The child's file has its own time line, starting at the fork. */
     g_agent.start_mono = htri_os_now_ns();
     g_agent.start_real = htri_os_realtime_ns();
