@@ -11,7 +11,7 @@
 #   CC1_REAL_SOURCE (a big real C file, e.g. the sqlite3.c amalgamation: adds program cc1real,
 #   cc1 -O2 on it after `gcc -E -P`; slow, minutes per run), COUNT_ALLOCS (1; 0 skips the
 #   alloc_count.so sizing run, which costs one more native run per program).
-#   CONFIGS (default "native heaptrail heaptrail-rec heaptrail-cached heaptrack"; native first).
+#   CONFIGS (default "native heaptrail heaptrail-dwarf heaptrail-cached heaptrack"; native first).
 # Every traced run is capped with `prlimit --as=MEM_CAP timeout TIME_CAP`, because heaptrack's
 # interpreter has been seen to grow past 18 GB on cc1.  A tool run whose first repetition takes
 # over 60 s is not repeated.  The table is also written to BUILD_DIR/bench/real/realprograms-last.md.
@@ -103,7 +103,7 @@ trace_of() {
         heaptrack) echo "$TRACES/$1-heaptrack.zst" ;;
         heaptrail) echo "$TRACES/$1.htr" ;;
         heaptrail-cached) echo "$TRACES/$1-cached.htr" ;;
-        heaptrail-rec) echo "$TRACES/$1-rec.htr" ;;
+        heaptrail-dwarf) echo "$TRACES/$1-dwarf.htr" ;;
     esac
 }
 # Full command line of a configuration, one word per line.
@@ -118,9 +118,9 @@ cmd_of() {
             [ -n "$HTR_OPTS" ] && printf '%s\n' $HTR_OPTS
             printf '%s\n' --
             prog_cmd "$p" "$cfg" ;;
-        heaptrail-rec|heaptrail-cached)
+        heaptrail-dwarf|heaptrail-cached)
             printf '%s\n' "${CAP[@]}" "$HTRAIL" run -o "$(trace_of "$p" "$cfg")"
-            [ "$cfg" = heaptrail-cached ] && printf '%s\n' --unwind=cached
+            printf '%s\n' "--unwind=${cfg#heaptrail-}"
             # shellcheck disable=SC2086
             [ -n "$GUARD_OFF" ] && printf '%s\n' $GUARD_OFF
             # shellcheck disable=SC2086
@@ -137,11 +137,11 @@ show_cmd() {   # the command as a shell line, with env and stdin, for the result
     echo "$env${c[*]}$([ "$in" != /dev/null ] && echo " < $in")"
 }
 
-# heaptrail: as a user runs it (defaults: DWARF unwinding, and the guard's redzones and
-# quarantine, which are on by default); recording alone (guard off, DWARF), comparable to
-# heaptrack; recording alone with --unwind=cached.
-CONFIGS=${CONFIGS:-native heaptrail heaptrail-rec heaptrail-cached heaptrack}
-declare -A AVAIL=([native]=1 [heaptrail]=0 [heaptrail-rec]=0 [heaptrail-cached]=0 [heaptrack]=0)
+# heaptrail: as a user runs it (its defaults, which include the guard's redzones and
+# quarantine); recording alone (guard off), comparable to heaptrack, with each of
+# --unwind=dwarf and --unwind=cached.
+CONFIGS=${CONFIGS:-native heaptrail heaptrail-dwarf heaptrail-cached heaptrack}
+declare -A AVAIL=([native]=1 [heaptrail]=0 [heaptrail-dwarf]=0 [heaptrail-cached]=0 [heaptrack]=0)
 probe() {
     # shellcheck disable=SC2068
     "$HTRAIL" run -o "$TRACES/probe.htr" $@ -- /bin/true >"$LOGS/probe.out" 2>&1 &&
@@ -150,7 +150,8 @@ probe() {
 GUARD_OFF=""
 if [ -x "$HTRAIL" ]; then
     AVAIL[heaptrail]=1
-    probe --redzone=0 --quarantine=0 && GUARD_OFF="--redzone=0 --quarantine=0" && AVAIL[heaptrail-rec]=1
+    probe --redzone=0 --quarantine=0 && GUARD_OFF="--redzone=0 --quarantine=0"
+    probe --unwind=dwarf $GUARD_OFF && AVAIL[heaptrail-dwarf]=1
     probe --unwind=cached $GUARD_OFF && AVAIL[heaptrail-cached]=1
 fi
 rm -f "$TRACES/probe.htr"
@@ -291,9 +292,9 @@ size_of() { local f; f=$(trace_of "$1" "$2"); [ -n "$f" ] && [ -f "$f" ] && stat
     echo "Analysis: \`heaptrail report TRACE\` on the $REPORT_CFG row, \`heaptrack_print TRACE\` on the heaptrack row,"
     echo "output to a file, one run each.  Max RSS: largest single process of the run (/usr/bin/time %M;"
     echo "for a failed run, that run's).  CPU: user+sys of the run and its waited-for children."
-    echo "heaptrail = \`heaptrail run\` with its defaults (DWARF unwinding, guard on: redzones and quarantine);"
-    echo "heaptrail-rec = recording alone (${GUARD_OFF:-guard options not accepted}), the row to set against heaptrack;"
-    echo "heaptrail-cached = recording alone with --unwind=cached."
+    echo "heaptrail = \`heaptrail run\` with its defaults (guard on: redzones and quarantine);"
+    echo "heaptrail-dwarf, heaptrail-cached = recording alone (--unwind=dwarf or cached, ${GUARD_OFF:-guard options not accepted}),"
+    echo "the rows to set against heaptrack, which only records."
     echo
     echo "### Commands"
     echo
@@ -305,7 +306,7 @@ size_of() { local f; f=$(trace_of "$1" "$2"); [ -n "$f" ] && [ -f "$f" ] && stat
     done
     echo '```'
     for p in $PROGRAMS; do
-        for cfg in heaptrail heaptrail-rec heaptrail-cached heaptrack; do
+        for cfg in heaptrail heaptrail-dwarf heaptrail-cached heaptrack; do
             f=$LOGS/$p-$cfg.err
             [ -f "$LOGS/$p-$cfg.failed.err" ] && f=$LOGS/$p-$cfg.failed.err
             [ -f "$f" ] || continue
