@@ -12,7 +12,8 @@
 typedef struct htri_reader htri_reader;
 
 /* One decoded record, as the replay delivers it. `tag` is the base tag (HTRI_REC_ALLOC for
- * every ALLOC family, HTRI_REC_FREE for every free family...) and `family` the offset.
+ * every ALLOC family, HTRI_REC_FREE for every free family, FREE_RECENT included, with its
+ * address resolved...) and `family` the offset.
  * Times `t` are absolute ns since the trace's start for every kind. A NODES record is
  * delivered once per node (node, parent, pc). Strings point into the reader's frame buffer
  * and are valid only during the callback; they are NOT NUL-terminated (use the _len).
