@@ -52,8 +52,11 @@ static uintptr_t world_glibc_dtv(const htri_scan_map *maps, size_t n_maps, uintp
 #if defined(__x86_64__)
     if (!tcb || tcb % sizeof(uintptr_t)) return 0;
     const htri_scan_map *m = htri_scan_maps_find(maps, n_maps, tcb + 2 * sizeof(uintptr_t));
-    if (!m || !(m->flags & HTRI_MAP_R) || ((const uintptr_t *)tcb)[0] != tcb) return 0;
-    uintptr_t dtv = ((const uintptr_t *)tcb)[1];
+    uintptr_t head[2];
+    if (!m || !(m->flags & HTRI_MAP_R) ||
+        htri_scan_read_careful(head, tcb, sizeof head) != (long)sizeof head || head[0] != tcb)
+        return 0;
+    uintptr_t dtv = head[1];
     return dtv > 16 ? dtv - 16 : 0;
 #else
     (void)maps; (void)n_maps; (void)tcb;
@@ -99,7 +102,11 @@ static size_t world_glibc_heaps(const htri_scan_map *m, world_hole *holes, size_
     const uintptr_t page = (uintptr_t)htri_os_page_size();
     uintptr_t a = (m->start + WORLD_GLIBC_HEAP_MAX - 1) & ~(uintptr_t)(WORLD_GLIBC_HEAP_MAX - 1);
     for (; a >= m->start && a + 4 * sizeof(uintptr_t) <= m->end; a += WORLD_GLIBC_HEAP_MAX) {
-        const uintptr_t *info = (const uintptr_t *)a;
+        /* Read without faulting: a read-write mapping need not be readable everywhere
+         * (reserved NORESERVE ranges, a sanitizer's shadow memory). */
+        uintptr_t info[4];
+        if (htri_scan_read_careful(info, a, sizeof info) != (long)sizeof info)
+            continue;
         uintptr_t ar_ptr = info[0], size = info[2], mprotect_size = info[3];
         if (ar_ptr == 0 || ar_ptr % 16 || mprotect_size == 0 || mprotect_size % page ||
             mprotect_size > WORLD_GLIBC_HEAP_MAX || size > mprotect_size ||
@@ -126,8 +133,17 @@ static size_t world_dead_stack(const htri_scan_map *m, const uintptr_t *live_tcb
 {
     const uintptr_t keep_bytes = tls_bytes + WORLD_TLS_SURPLUS + WORLD_DEAD_FRAME;
     uintptr_t from = m->end > m->start + 8192 ? m->end - 8192 : m->start;
-    for (uintptr_t a = (from + 63) & ~(uintptr_t)63; a + 3 * sizeof(uintptr_t) <= m->end; a += 64) {
-        const uintptr_t *w = (const uintptr_t *)a;
+    from = (from + 63) & ~(uintptr_t)63;
+    if (from >= m->end)
+        return n_holes;
+    /* One fault-free copy of the window: an anonymous read-write mapping need not be readable
+     * everywhere (NORESERVE reservations, a sanitizer's shadow). */
+    uintptr_t window[8192 / sizeof(uintptr_t)];
+    size_t window_bytes = m->end - from < sizeof window ? m->end - from : sizeof window;
+    if (htri_scan_read_careful(window, from, window_bytes) != (long)window_bytes)
+        return n_holes;
+    for (uintptr_t a = from; a + 3 * sizeof(uintptr_t) <= from + window_bytes; a += 64) {
+        const uintptr_t *w = window + (a - from) / sizeof(uintptr_t);
         if (w[0] != a || w[2] != a) continue;
         for (size_t i = 0; i < n_live; i++)
             if (live_tcbs[i] == a) return n_holes;   /* a live thread's: handled by its sp */
