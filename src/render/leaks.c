@@ -139,7 +139,9 @@ static int leaks_order_qsort(const void *va, const void *vb)
     const leaks_record *a = va, *b = vb;
     uint64_t ta = a->bytes + a->indirect, tb = b->bytes + b->indirect;
     if (ta != tb) return ta < tb ? -1 : 1;
-    if (a->kind != b->kind) return a->kind < b->kind ? -1 : 1;
+    /* memcheck's Reachedness runs Reachable, Possible, IndirectLeak, Unreached: the reverse
+     * of HTRI_LEAK_* (a reachable record comes before a definite one of the same size) */
+    if (a->kind != b->kind) return a->kind > b->kind ? -1 : 1;
     if (a->blocks != b->blocks) return a->blocks < b->blocks ? -1 : 1;
     if (a->node != b->node) return a->node < b->node ? -1 : 1;
     return a->family < b->family ? -1 : a->family > b->family;
@@ -356,11 +358,15 @@ int htri_render_leaks(FILE *out, const htri_leak_group_rec *groups, size_t n_gro
     for (size_t i = 0; i < n_recs; i++) {
         const leaks_record *r = &recs[i];
         /* memcheck's get_printing_rules: only with --leak-check=full is a record printed or
-         * counted as an error, and only such a record is matched against suppressions */
+         * counted as an error. But every record goes through the suppressions
+         * (MC_(record_leak_error) is called for each, in any mode), so what a suppression
+         * matches is counted as suppressed whether or not its kind is shown; it counts as a
+         * suppressed error (ERROR SUMMARY's "suppressed: N from N") only if it would have
+         * counted as an error (VG_(unique_error) with count_error). */
         int print = o->mode == HTRI_LEAKCHECK_FULL && (o->show_kinds & (1u << r->kind));
         int error = o->mode == HTRI_LEAKCHECK_FULL && (o->error_kinds & (1u << r->kind));
         int suppressed = 0;
-        if (print || error) {
+        if (print || o->supp) {
             leaks_collect(stacks, r, num_callers, frames);
             if (o->supp && leaks_supp_match(o->supp, r, frames) >= 0)
                 suppressed = 1;
@@ -368,7 +374,7 @@ int htri_render_leaks(FILE *out, const htri_leak_group_rec *groups, size_t n_gro
         if (suppressed) {
             res->suppressed_bytes += r->bytes;
             res->suppressed_blocks += r->blocks;
-            res->n_suppressed++;
+            if (error) res->n_suppressed++;
             continue;
         }
         res->bytes[r->kind] += r->bytes;

@@ -52,7 +52,8 @@ typedef struct htri_leaks_result {
     uint64_t heur_bytes[HTRI_HEUR_COUNT], heur_blocks[HTRI_HEUR_COUNT];
     uint64_t n_records;      /* loss records */
     uint64_t n_errors;       /* records counted as errors (each is one error, one context) */
-    uint64_t n_suppressed;   /* records suppressed (memcheck's "suppressed: N from N") */
+    uint64_t n_suppressed;   /* suppressed records that would have counted as errors
+                              * (memcheck's "suppressed: N from N") */
 } htri_leaks_result;
 
 /* Prints the leak part of memcheck's exit report for one check: the loss records shown by
