@@ -1261,6 +1261,29 @@ HTRI_EXPORT int execle(const char *path, const char *arg, ...)
 
 /* ---- exit ---- */
 
+/* Heap verification and the leak check, as the last thing before the trace ends: after every
+ * exit handler on a normal exit, and in _exit()/_Exit(), where memcheck checks too. */
+static void hooks_final_checks(void)
+{
+    if (g_hooks.guard && htri_agent_tracking())
+        hooks_g_at_exit();
+    if (htri_scan_at_exit && htri_agent_tracking() && htri_agent_leak_check())
+        htri_scan_at_exit();
+}
+
+/* _exit()/_Exit() skip the exit handlers, so the program's caches stay (no freeres, as the
+ * program chose); a vfork child is not our process and leaves everything to its parent. */
+static void hooks_quick_exit(int status)
+{
+    if (!htri_agent_own_process())
+        return;
+    htri_agent_guard++;
+    htri_agent_note_exit_status(status);
+    htri_agent_stop_writer();
+    hooks_final_checks();
+    htri_agent_finish(HTRI_END_EXIT, status);
+}
+
 HTRI_EXPORT void exit(int status)
 {
     if (hooks_enter())
@@ -1275,11 +1298,8 @@ HTRI_EXPORT void _exit(int status)
 {
     if (hooks_enter() || !g_hooks.exit_)
         syscall(SYS_exit_group, status);
-    if (htri_agent_own_process()) {
-        htri_agent_guard++;
-        htri_agent_note_exit_status(status);
-        htri_agent_finish(HTRI_END_EXIT, status);
-    }
+    htri_scan_note_exit_frame((uintptr_t)__builtin_frame_address(0));
+    hooks_quick_exit(status);
     g_hooks.exit_(status);
 }
 
@@ -1287,11 +1307,8 @@ HTRI_EXPORT void _Exit(int status)
 {
     if (hooks_enter() || !g_hooks.exit_upper)
         syscall(SYS_exit_group, status);
-    if (htri_agent_own_process()) {
-        htri_agent_guard++;
-        htri_agent_note_exit_status(status);
-        htri_agent_finish(HTRI_END_EXIT, status);
-    }
+    htri_scan_note_exit_frame((uintptr_t)__builtin_frame_address(0));
+    hooks_quick_exit(status);
     g_hooks.exit_upper(status);
 }
 
@@ -1334,10 +1351,7 @@ static void hooks_at_exit(void)
         g_hooks.in_freeres = 0;
     }
     htri_agent_guard++;
-    if (g_hooks.guard && htri_agent_tracking())
-        hooks_g_at_exit();
-    if (htri_scan_at_exit && htri_agent_tracking() && htri_agent_leak_check())
-        htri_scan_at_exit();
+    hooks_final_checks();
     htri_agent_finish(HTRI_END_EXIT, 0);
     htri_agent_guard--;
 }
