@@ -119,6 +119,23 @@ static inline htri_block *htri_blocktab_slot(const htri_blocktab *t, size_t i)
  * frees the array with htri_alloc_meta_free(v, (*n_out + 1) * sizeof *v). */
 htri_block **htri_blocktab_sorted(const htri_blocktab *t, size_t *n_out);
 
+/* What the testing and tracking layers share: a parent, a lock, and the table of the blocks
+ * they handed out with their stacks and counters. Each layer's struct starts with one. */
+typedef struct htri_recorder {
+    htr_allocator_t parent;
+    htri_layer_cfg cfg;
+    pthread_mutex_t lock;      /* guards everything below; held across parent remap */
+    htri_blocktab blocks;
+    htr_alloc_stats_t stats;
+    uint64_t seq;
+} htri_recorder;
+
+/* Allocates from the parent and records the block (stack captured before the parent call, so
+ * the caller's frames are the program's). Takes and releases r->lock. If the block cannot be
+ * recorded, it is given back and the call fails with ENOMEM: an unrecorded block would make
+ * every number wrong. Returns the block or NULL. */
+void *htri_recorder_alloc(htri_recorder *r, size_t size, size_t align, uintptr_t ra);
+
 /* Stack recorded into a block record, honouring the table depth. */
 static inline void htri_block_set_stack(const htri_blocktab *t, htri_block *b, uintptr_t ra)
 {

@@ -622,3 +622,33 @@ htri_block **htri_blocktab_sorted(const htri_blocktab *t, size_t *n_out)
     *n_out = k;
     return v;
 }
+
+void *htri_recorder_alloc(htri_recorder *r, size_t size, size_t align, uintptr_t ra)
+{
+    uintptr_t pcs[HTRI_ALLOC_MAX_DEPTH];
+    int n_pcs = r->cfg.depth ? htri_alloc_capture(pcs, r->cfg.depth, ra) : 0;
+    void *p = htri_parent_alloc(r->parent, size, align, ra);
+    pthread_mutex_lock(&r->lock);
+    if (!p) {
+        r->stats.n_failed++;
+        pthread_mutex_unlock(&r->lock);
+        return NULL;
+    }
+    htri_block *b = htri_blocktab_insert(&r->blocks, (uintptr_t)p);
+    if (!b) {
+        r->stats.n_failed++;
+        pthread_mutex_unlock(&r->lock);
+        htri_parent_free(r->parent, p, size, align, ra);
+        errno = ENOMEM;
+        return NULL;
+    }
+    b->size = size;
+    b->align = align;
+    b->tag = htr_tag_current();
+    b->seq = r->seq++;
+    b->n_pcs = (uint32_t)n_pcs;
+    memcpy(b->pcs, pcs, (size_t)n_pcs * sizeof pcs[0]);
+    htri_stats_on_alloc(&r->stats, size);
+    pthread_mutex_unlock(&r->lock);
+    return p;
+}

@@ -22,13 +22,8 @@ typedef struct freed_rec {
 } freed_rec;
 
 struct htr_testing {
-    htr_allocator_t parent;
-    htri_layer_cfg cfg;
-    pthread_mutex_t lock;      /* guards everything below; held across parent remap */
-    htri_blocktab blocks;
-    htr_alloc_stats_t stats;
+    htri_recorder rec;         /* parent, lock, block table, counters */
     htr_testing_result_t errors; /* n_leaks / bytes_leaked are filled by finish */
-    uint64_t seq;
     unsigned char *freed;      /* ring of TESTING_FREED_RING records */
     size_t freed_stride, freed_next, freed_n;
 };
@@ -48,7 +43,7 @@ static void testing_remember_free(htr_testing_t *t, const htri_block *b, uintptr
     r->size = b->size;
     r->n_alloc = b->n_pcs;
     memcpy(r->pcs, b->pcs, b->n_pcs * sizeof(uintptr_t));
-    r->n_free = t->cfg.depth ? (uint32_t)htri_alloc_capture(r->pcs + t->cfg.depth, t->cfg.depth, ra)
+    r->n_free = t->rec.cfg.depth ? (uint32_t)htri_alloc_capture(r->pcs + t->rec.cfg.depth, t->rec.cfg.depth, ra)
                              : 0;
 }
 
@@ -69,54 +64,28 @@ static void testing_bad_pointer(htr_testing_t *t, const char *what, void *ptr, s
                                 uintptr_t ra)
 {
     uintptr_t pcs[HTRI_ALLOC_MAX_DEPTH];
-    int n = htri_alloc_capture(pcs, t->cfg.depth ? t->cfg.depth : 1, ra);
+    int n = htri_alloc_capture(pcs, t->rec.cfg.depth ? t->rec.cfg.depth : 1, ra);
     freed_rec *r = testing_find_freed(t, (uintptr_t)ptr);
     if (r) {
         t->errors.n_double_frees++;
-        htri_alloc_emit(&t->cfg.sink, "%s: double free: %s of 0x%lx (%zu bytes), already freed; "
-                        "this %s at:", t->cfg.name, what, (unsigned long)ptr, r->size, what);
-        htri_alloc_emit_stack(&t->cfg.sink, pcs, n);
-        htri_alloc_emit(&t->cfg.sink, "  first freed at:");
-        htri_alloc_emit_stack(&t->cfg.sink, r->pcs + t->cfg.depth, (int)r->n_free);
-        htri_alloc_emit(&t->cfg.sink, "  allocated at:");
-        htri_alloc_emit_stack(&t->cfg.sink, r->pcs, (int)r->n_alloc);
+        htri_alloc_emit(&t->rec.cfg.sink, "%s: double free: %s of 0x%lx (%zu bytes), already freed; "
+                        "this %s at:", t->rec.cfg.name, what, (unsigned long)ptr, r->size, what);
+        htri_alloc_emit_stack(&t->rec.cfg.sink, pcs, n);
+        htri_alloc_emit(&t->rec.cfg.sink, "  first freed at:");
+        htri_alloc_emit_stack(&t->rec.cfg.sink, r->pcs + t->rec.cfg.depth, (int)r->n_free);
+        htri_alloc_emit(&t->rec.cfg.sink, "  allocated at:");
+        htri_alloc_emit_stack(&t->rec.cfg.sink, r->pcs, (int)r->n_alloc);
     } else {
         t->errors.n_foreign_frees++;
-        htri_alloc_emit(&t->cfg.sink, "%s: foreign pointer: %s of 0x%lx (%zu bytes), never "
-                        "allocated here; at:", t->cfg.name, what, (unsigned long)ptr, size);
-        htri_alloc_emit_stack(&t->cfg.sink, pcs, n);
+        htri_alloc_emit(&t->rec.cfg.sink, "%s: foreign pointer: %s of 0x%lx (%zu bytes), never "
+                        "allocated here; at:", t->rec.cfg.name, what, (unsigned long)ptr, size);
+        htri_alloc_emit_stack(&t->rec.cfg.sink, pcs, n);
     }
 }
 
 static void *testing_alloc(void *ctx, size_t size, size_t align, uintptr_t ra)
 {
-    htr_testing_t *t = ctx;
-    uintptr_t pcs[HTRI_ALLOC_MAX_DEPTH];
-    int n_pcs = t->cfg.depth ? htri_alloc_capture(pcs, t->cfg.depth, ra) : 0;
-    void *p = htri_parent_alloc(t->parent, size, align, ra);
-    pthread_mutex_lock(&t->lock);
-    if (!p) {
-        t->stats.n_failed++;
-        pthread_mutex_unlock(&t->lock);
-        return NULL;
-    }
-    htri_block *b = htri_blocktab_insert(&t->blocks, (uintptr_t)p);
-    if (!b) {
-        t->stats.n_failed++;
-        pthread_mutex_unlock(&t->lock);
-        htri_parent_free(t->parent, p, size, align, ra);
-        errno = ENOMEM;
-        return NULL;
-    }
-    b->size = size;
-    b->align = align;
-    b->tag = htr_tag_current();
-    b->seq = t->seq++;
-    b->n_pcs = (uint32_t)n_pcs;
-    memcpy(b->pcs, pcs, (size_t)n_pcs * sizeof pcs[0]);
-    htri_stats_on_alloc(&t->stats, size);
-    pthread_mutex_unlock(&t->lock);
-    return p;
+    return htri_recorder_alloc(&((htr_testing_t *)ctx)->rec, size, align, ra);
 }
 
 /* Checks the caller's size and alignment against the record; reports a mismatch. */
@@ -127,33 +96,33 @@ static void testing_check_size(htr_testing_t *t, const char *what, const htri_bl
         return;
     t->errors.n_size_mismatches++;
     uintptr_t pcs[HTRI_ALLOC_MAX_DEPTH];
-    int n = htri_alloc_capture(pcs, t->cfg.depth ? t->cfg.depth : 1, ra);
-    htri_alloc_emit(&t->cfg.sink, "%s: size mismatch: %s of 0x%lx says %zu bytes align %zu, "
-                    "the block has %zu bytes align %zu; at:", t->cfg.name, what,
+    int n = htri_alloc_capture(pcs, t->rec.cfg.depth ? t->rec.cfg.depth : 1, ra);
+    htri_alloc_emit(&t->rec.cfg.sink, "%s: size mismatch: %s of 0x%lx says %zu bytes align %zu, "
+                    "the block has %zu bytes align %zu; at:", t->rec.cfg.name, what,
                     (unsigned long)b->ptr, size, align, b->size, b->align);
-    htri_alloc_emit_stack(&t->cfg.sink, pcs, n);
-    htri_alloc_emit(&t->cfg.sink, "  allocated at:");
-    htri_alloc_emit_stack(&t->cfg.sink, b->pcs, (int)b->n_pcs);
+    htri_alloc_emit_stack(&t->rec.cfg.sink, pcs, n);
+    htri_alloc_emit(&t->rec.cfg.sink, "  allocated at:");
+    htri_alloc_emit_stack(&t->rec.cfg.sink, b->pcs, (int)b->n_pcs);
 }
 
 static int testing_resize(void *ctx, void *ptr, size_t old_size, size_t align, size_t new_size,
                           uintptr_t ra)
 {
     htr_testing_t *t = ctx;
-    pthread_mutex_lock(&t->lock);
-    htri_block *b = htri_blocktab_find(&t->blocks, (uintptr_t)ptr);
+    pthread_mutex_lock(&t->rec.lock);
+    htri_block *b = htri_blocktab_find(&t->rec.blocks, (uintptr_t)ptr);
     if (!b) {
         testing_bad_pointer(t, "resize", ptr, old_size, ra);
-        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_unlock(&t->rec.lock);
         return 0;
     }
     testing_check_size(t, "resize", b, old_size, align, ra);
-    int ok = htri_parent_resize(t->parent, ptr, b->size, b->align, new_size, ra);
+    int ok = htri_parent_resize(t->rec.parent, ptr, b->size, b->align, new_size, ra);
     if (ok) {
-        htri_stats_on_resize(&t->stats, b->size, new_size);
+        htri_stats_on_resize(&t->rec.stats, b->size, new_size);
         b->size = new_size;
     }
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&t->rec.lock);
     return ok;
 }
 
@@ -161,43 +130,43 @@ static void *testing_remap(void *ctx, void *ptr, size_t old_size, size_t align, 
                            uintptr_t ra)
 {
     htr_testing_t *t = ctx;
-    pthread_mutex_lock(&t->lock);
-    htri_block *b = htri_blocktab_find(&t->blocks, (uintptr_t)ptr);
+    pthread_mutex_lock(&t->rec.lock);
+    htri_block *b = htri_blocktab_find(&t->rec.blocks, (uintptr_t)ptr);
     if (!b) {
         testing_bad_pointer(t, "remap", ptr, old_size, ra);
-        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_unlock(&t->rec.lock);
         return NULL;
     }
     testing_check_size(t, "remap", b, old_size, align, ra);
-    void *q = htri_parent_remap(t->parent, ptr, b->size, b->align, new_size, ra);
+    void *q = htri_parent_remap(t->rec.parent, ptr, b->size, b->align, new_size, ra);
     if (q) {
         if (q != ptr)
-            b = htri_blocktab_rekey(&t->blocks, b, (uintptr_t)q);
-        htri_stats_on_resize(&t->stats, b->size, new_size);
+            b = htri_blocktab_rekey(&t->rec.blocks, b, (uintptr_t)q);
+        htri_stats_on_resize(&t->rec.stats, b->size, new_size);
         b->size = new_size;
     }
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&t->rec.lock);
     return q;
 }
 
 static void testing_free(void *ctx, void *ptr, size_t size, size_t align, uintptr_t ra)
 {
     htr_testing_t *t = ctx;
-    pthread_mutex_lock(&t->lock);
-    htri_block *b = htri_blocktab_find(&t->blocks, (uintptr_t)ptr);
+    pthread_mutex_lock(&t->rec.lock);
+    htri_block *b = htri_blocktab_find(&t->rec.blocks, (uintptr_t)ptr);
     if (!b) {
         testing_bad_pointer(t, "free", ptr, size, ra);
-        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_unlock(&t->rec.lock);
         return;
     }
     testing_check_size(t, "free", b, size, align, ra);
     /* The parent gets the true size, so a caller's mistake stays a report, not a crash. */
     size_t true_size = b->size, true_align = b->align;
-    htri_stats_on_free(&t->stats, true_size);
+    htri_stats_on_free(&t->rec.stats, true_size);
     testing_remember_free(t, b, ra);
-    htri_blocktab_remove(&t->blocks, b);
-    pthread_mutex_unlock(&t->lock);
-    htri_parent_free(t->parent, ptr, true_size, true_align, ra);
+    htri_blocktab_remove(&t->rec.blocks, b);
+    pthread_mutex_unlock(&t->rec.lock);
+    htri_parent_free(t->rec.parent, ptr, true_size, true_align, ra);
 }
 
 static const htr_allocator_vtable_t testing_vtable = {
@@ -209,17 +178,17 @@ htr_testing_t *htr_testing_new(htr_allocator_t parent, const htr_layer_opts_t *o
     htr_testing_t *t = htri_alloc_meta_calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    t->parent = parent;
-    htri_alloc_layer_cfg(&t->cfg, opts, "testing");
-    t->freed_stride = sizeof(freed_rec) + 2 * (size_t)t->cfg.depth * sizeof(uintptr_t);
+    t->rec.parent = parent;
+    htri_alloc_layer_cfg(&t->rec.cfg, opts, "testing");
+    t->freed_stride = sizeof(freed_rec) + 2 * (size_t)t->rec.cfg.depth * sizeof(uintptr_t);
     t->freed = htri_alloc_meta_calloc(TESTING_FREED_RING, t->freed_stride);
-    if (!t->freed || htri_blocktab_init(&t->blocks, t->cfg.depth) < 0) {
+    if (!t->freed || htri_blocktab_init(&t->rec.blocks, t->rec.cfg.depth) < 0) {
         htri_alloc_meta_free(t->freed, TESTING_FREED_RING * t->freed_stride);
         htri_alloc_meta_free(t, sizeof *t);
         errno = ENOMEM;
         return NULL;
     }
-    pthread_mutex_init(&t->lock, NULL);
+    pthread_mutex_init(&t->rec.lock, NULL);
     return t;
 }
 
@@ -230,27 +199,27 @@ htr_allocator_t htr_testing_allocator(htr_testing_t *t)
 
 size_t htr_testing_finish(htr_testing_t *t, htr_testing_result_t *result)
 {
-    pthread_mutex_lock(&t->lock);
+    pthread_mutex_lock(&t->rec.lock);
     htr_testing_result_t r = t->errors;
-    r.n_leaks = t->blocks.n;
-    r.bytes_leaked = t->stats.bytes_live;
+    r.n_leaks = t->rec.blocks.n;
+    r.bytes_leaked = t->rec.stats.bytes_live;
     size_t n = 0;
-    htri_block **v = htri_blocktab_sorted(&t->blocks, &n);
+    htri_block **v = htri_blocktab_sorted(&t->rec.blocks, &n);
     for (size_t i = 0; v && i < n; i++) {
-        htri_alloc_emit(&t->cfg.sink, "%s: leak: %zu bytes at 0x%lx (tag %s, allocation #%llu), "
-                        "allocated at:", t->cfg.name, v[i]->size, (unsigned long)v[i]->ptr,
+        htri_alloc_emit(&t->rec.cfg.sink, "%s: leak: %zu bytes at 0x%lx (tag %s, allocation #%llu), "
+                        "allocated at:", t->rec.cfg.name, v[i]->size, (unsigned long)v[i]->ptr,
                         htri_tag_name(v[i]->tag), (unsigned long long)v[i]->seq);
-        htri_alloc_emit_stack(&t->cfg.sink, v[i]->pcs, (int)v[i]->n_pcs);
+        htri_alloc_emit_stack(&t->rec.cfg.sink, v[i]->pcs, (int)v[i]->n_pcs);
     }
     if (v)
         htri_alloc_meta_free(v, (n + 1) * sizeof *v);
     size_t problems = r.n_leaks + r.n_double_frees + r.n_foreign_frees + r.n_size_mismatches;
     if (problems)
-        htri_alloc_emit(&t->cfg.sink, "%s: %zu problems: %zu leaked blocks (%zu bytes), %zu double "
-                        "frees, %zu foreign frees, %zu size mismatches", t->cfg.name, problems,
+        htri_alloc_emit(&t->rec.cfg.sink, "%s: %zu problems: %zu leaked blocks (%zu bytes), %zu double "
+                        "frees, %zu foreign frees, %zu size mismatches", t->rec.cfg.name, problems,
                         r.n_leaks, r.bytes_leaked, r.n_double_frees, r.n_foreign_frees,
                         r.n_size_mismatches);
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&t->rec.lock);
     if (result)
         *result = r;
     return problems;
@@ -258,17 +227,17 @@ size_t htr_testing_finish(htr_testing_t *t, htr_testing_result_t *result)
 
 void htr_testing_stats(htr_testing_t *t, htr_alloc_stats_t *stats)
 {
-    pthread_mutex_lock(&t->lock);
-    *stats = t->stats;
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_lock(&t->rec.lock);
+    *stats = t->rec.stats;
+    pthread_mutex_unlock(&t->rec.lock);
 }
 
 void htr_testing_destroy(htr_testing_t *t)
 {
     if (!t)
         return;
-    htri_blocktab_fini(&t->blocks);
+    htri_blocktab_fini(&t->rec.blocks);
     htri_alloc_meta_free(t->freed, TESTING_FREED_RING * t->freed_stride);
-    pthread_mutex_destroy(&t->lock);
+    pthread_mutex_destroy(&t->rec.lock);
     htri_alloc_meta_free(t, sizeof *t);
 }

@@ -7,62 +7,29 @@
 #include "alloc/alloc_internal.h"
 
 struct htr_tracking {
-    htr_allocator_t parent;
-    htri_layer_cfg cfg;
-    pthread_mutex_t lock;     /* guards everything below; held across parent remap */
-    htri_blocktab blocks;
-    htr_alloc_stats_t stats;
-    uint64_t seq;
+    htri_recorder rec;         /* parent, lock, block table, counters */
     uint64_t n_unknown_frees; /* frees of pointers this layer never handed out */
 };
 
 static void *tracking_alloc(void *ctx, size_t size, size_t align, uintptr_t ra)
 {
-    htr_tracking_t *t = ctx;
-    uintptr_t pcs[HTRI_ALLOC_MAX_DEPTH];
-    int n_pcs = t->cfg.depth ? htri_alloc_capture(pcs, t->cfg.depth, ra) : 0;
-    void *p = htri_parent_alloc(t->parent, size, align, ra);
-    pthread_mutex_lock(&t->lock);
-    if (!p) {
-        t->stats.n_failed++;
-        pthread_mutex_unlock(&t->lock);
-        return NULL;
-    }
-    htri_block *b = htri_blocktab_insert(&t->blocks, (uintptr_t)p);
-    if (!b) {
-        /* No room to record it: an unrecorded block would make every number wrong, so the
-         * allocation fails as a whole. */
-        t->stats.n_failed++;
-        pthread_mutex_unlock(&t->lock);
-        htri_parent_free(t->parent, p, size, align, ra);
-        errno = ENOMEM;
-        return NULL;
-    }
-    b->size = size;
-    b->align = align;
-    b->tag = htr_tag_current();
-    b->seq = t->seq++;
-    b->n_pcs = (uint32_t)n_pcs;
-    memcpy(b->pcs, pcs, (size_t)n_pcs * sizeof pcs[0]);
-    htri_stats_on_alloc(&t->stats, size);
-    pthread_mutex_unlock(&t->lock);
-    return p;
+    return htri_recorder_alloc(&((htr_tracking_t *)ctx)->rec, size, align, ra);
 }
 
 static int tracking_resize(void *ctx, void *ptr, size_t old_size, size_t align, size_t new_size,
                            uintptr_t ra)
 {
     htr_tracking_t *t = ctx;
-    pthread_mutex_lock(&t->lock);
-    int ok = htri_parent_resize(t->parent, ptr, old_size, align, new_size, ra);
+    pthread_mutex_lock(&t->rec.lock);
+    int ok = htri_parent_resize(t->rec.parent, ptr, old_size, align, new_size, ra);
     if (ok) {
-        htri_block *b = htri_blocktab_find(&t->blocks, (uintptr_t)ptr);
+        htri_block *b = htri_blocktab_find(&t->rec.blocks, (uintptr_t)ptr);
         if (b) {
-            htri_stats_on_resize(&t->stats, b->size, new_size);
+            htri_stats_on_resize(&t->rec.stats, b->size, new_size);
             b->size = new_size;
         }
     }
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&t->rec.lock);
     return ok;
 }
 
@@ -72,34 +39,34 @@ static void *tracking_remap(void *ctx, void *ptr, size_t old_size, size_t align,
     htr_tracking_t *t = ctx;
     /* Locked across the parent call: once the parent has moved the block, another thread
      * may be handed the old address, and its record must not meet ours. */
-    pthread_mutex_lock(&t->lock);
-    void *q = htri_parent_remap(t->parent, ptr, old_size, align, new_size, ra);
+    pthread_mutex_lock(&t->rec.lock);
+    void *q = htri_parent_remap(t->rec.parent, ptr, old_size, align, new_size, ra);
     if (q) {
-        htri_block *b = htri_blocktab_find(&t->blocks, (uintptr_t)ptr);
+        htri_block *b = htri_blocktab_find(&t->rec.blocks, (uintptr_t)ptr);
         if (b) {
             if (q != ptr)
-                b = htri_blocktab_rekey(&t->blocks, b, (uintptr_t)q);
-            htri_stats_on_resize(&t->stats, b->size, new_size);
+                b = htri_blocktab_rekey(&t->rec.blocks, b, (uintptr_t)q);
+            htri_stats_on_resize(&t->rec.stats, b->size, new_size);
             b->size = new_size;
         }
     }
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&t->rec.lock);
     return q;
 }
 
 static void tracking_free(void *ctx, void *ptr, size_t size, size_t align, uintptr_t ra)
 {
     htr_tracking_t *t = ctx;
-    pthread_mutex_lock(&t->lock);
-    htri_block *b = htri_blocktab_find(&t->blocks, (uintptr_t)ptr);
+    pthread_mutex_lock(&t->rec.lock);
+    htri_block *b = htri_blocktab_find(&t->rec.blocks, (uintptr_t)ptr);
     if (b) {
-        htri_stats_on_free(&t->stats, b->size);
-        htri_blocktab_remove(&t->blocks, b);
+        htri_stats_on_free(&t->rec.stats, b->size);
+        htri_blocktab_remove(&t->rec.blocks, b);
     } else {
         t->n_unknown_frees++;
     }
-    pthread_mutex_unlock(&t->lock);
-    htri_parent_free(t->parent, ptr, size, align, ra);
+    pthread_mutex_unlock(&t->rec.lock);
+    htri_parent_free(t->rec.parent, ptr, size, align, ra);
 }
 
 static const htr_allocator_vtable_t tracking_vtable = {
@@ -111,10 +78,10 @@ htr_tracking_t *htr_tracking_new(htr_allocator_t parent, const htr_layer_opts_t 
     htr_tracking_t *t = htri_alloc_meta_calloc(1, sizeof *t);
     if (!t)
         return NULL;
-    t->parent = parent;
-    htri_alloc_layer_cfg(&t->cfg, opts, "tracking");
-    pthread_mutex_init(&t->lock, NULL);
-    if (htri_blocktab_init(&t->blocks, t->cfg.depth) < 0) {
+    t->rec.parent = parent;
+    htri_alloc_layer_cfg(&t->rec.cfg, opts, "tracking");
+    pthread_mutex_init(&t->rec.lock, NULL);
+    if (htri_blocktab_init(&t->rec.blocks, t->rec.cfg.depth) < 0) {
         htri_alloc_meta_free(t, sizeof *t);
         errno = ENOMEM;
         return NULL;
@@ -129,29 +96,29 @@ htr_allocator_t htr_tracking_allocator(htr_tracking_t *t)
 
 void htr_tracking_stats(htr_tracking_t *t, htr_alloc_stats_t *stats)
 {
-    pthread_mutex_lock(&t->lock);
-    *stats = t->stats;
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_lock(&t->rec.lock);
+    *stats = t->rec.stats;
+    pthread_mutex_unlock(&t->rec.lock);
 }
 
 size_t htr_tracking_live_bytes(htr_tracking_t *t)
 {
-    pthread_mutex_lock(&t->lock);
-    size_t n = t->stats.bytes_live;
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_lock(&t->rec.lock);
+    size_t n = t->rec.stats.bytes_live;
+    pthread_mutex_unlock(&t->rec.lock);
     return n;
 }
 
 size_t htr_tracking_tag_bytes(htr_tracking_t *t, const char *tag)
 {
     size_t bytes = 0;
-    pthread_mutex_lock(&t->lock);
-    for (size_t i = 0; i < t->blocks.cap; i++) {
-        htri_block *b = htri_blocktab_slot(&t->blocks, i);
+    pthread_mutex_lock(&t->rec.lock);
+    for (size_t i = 0; i < t->rec.blocks.cap; i++) {
+        htri_block *b = htri_blocktab_slot(&t->rec.blocks, i);
         if (b->ptr && htri_alloc_tag_eq(b->tag, tag))
             bytes += b->size;
     }
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&t->rec.lock);
     return bytes;
 }
 
@@ -163,17 +130,17 @@ typedef struct tag_sum {
 
 long htr_tracking_report(htr_tracking_t *t, htr_sink_t sink, size_t max_blocks)
 {
-    pthread_mutex_lock(&t->lock);
+    pthread_mutex_lock(&t->rec.lock);
     size_t n = 0;
-    htri_block **v = htri_blocktab_sorted(&t->blocks, &n);
+    htri_block **v = htri_blocktab_sorted(&t->rec.blocks, &n);
     if (!v) {
-        pthread_mutex_unlock(&t->lock);
+        pthread_mutex_unlock(&t->rec.lock);
         return -ENOMEM;
     }
-    const htr_alloc_stats_t *s = &t->stats;
+    const htr_alloc_stats_t *s = &t->rec.stats;
     htri_alloc_emit(&sink, "%s: %zu live blocks, %zu bytes live (peak %zu bytes, %zu blocks); "
                     "%llu allocs, %llu frees, %llu resizes, %llu failed, %llu bytes in total",
-                    t->cfg.name, s->n_live, s->bytes_live, s->bytes_peak, s->n_live_peak,
+                    t->rec.cfg.name, s->n_live, s->bytes_live, s->bytes_peak, s->n_live_peak,
                     (unsigned long long)s->n_allocs, (unsigned long long)s->n_frees,
                     (unsigned long long)s->n_resizes, (unsigned long long)s->n_failed,
                     (unsigned long long)s->bytes_total);
@@ -205,7 +172,7 @@ long htr_tracking_report(htr_tracking_t *t, htr_sink_t sink, size_t max_blocks)
     if (n > max_blocks)
         htri_alloc_emit(&sink, "  ... %zu more blocks", n - max_blocks);
     htri_alloc_meta_free(v, (n + 1) * sizeof *v);
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&t->rec.lock);
     return (long)n;
 }
 
@@ -213,7 +180,7 @@ void htr_tracking_destroy(htr_tracking_t *t)
 {
     if (!t)
         return;
-    htri_blocktab_fini(&t->blocks);
-    pthread_mutex_destroy(&t->lock);
+    htri_blocktab_fini(&t->rec.blocks);
+    pthread_mutex_destroy(&t->rec.lock);
     htri_alloc_meta_free(t, sizeof *t);
 }
