@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <string.h>
 #include "base/varint.h"
+#include "trace/format.h"
 
 /* Every record in 0x60..0x7f is `tag body_len:varint body`, so a reader that does not know
  * one of them skips it instead of giving up on the rest of the frame. All times are absolute
@@ -91,20 +92,6 @@ typedef struct htri_fault_rec {
 #define HTRI_ERROR_REC_MAX (2 + 2 + 16 * HTRI_VARINT_MAX + HTRI_ERR_MAX_BYTES)
 #define HTRI_LIMIT_REC_MAX (2 + 2 + (8 + 3 * HTRI_LIMIT_MAX_HOLDERS) * HTRI_VARINT_MAX)
 
-/* Encoders write tag, length and body at out (room: the *_MAX above) and return the bytes
- * written. The body goes first into a scratch area past the room of the length. */
-static inline size_t htri_error_rec_finish(uint8_t *out, uint8_t tag, uint8_t *body_end)
-{
-    /* body was written at out + 3; the length varint takes 1 or 2 bytes (bodies < 16 KiB) */
-    size_t len = (size_t)(body_end - (out + 3));
-    uint8_t lenbuf[HTRI_VARINT_MAX];
-    size_t nlen = (size_t)(htri_varint_put(lenbuf, len) - lenbuf);
-    out[0] = tag;
-    memmove(out + 1 + nlen, out + 3, len);
-    memcpy(out + 1, lenbuf, nlen);
-    return 1 + nlen + len;
-}
-
 static inline size_t htri_error_rec_encode(const htri_error_rec *e, uint8_t *out)
 {
     uint8_t *p = out + 3;
@@ -125,7 +112,7 @@ static inline size_t htri_error_rec_encode(const htri_error_rec *e, uint8_t *out
     uint8_t nb = e->n_bytes > HTRI_ERR_MAX_BYTES ? HTRI_ERR_MAX_BYTES : e->n_bytes;
     p = htri_varint_put(p, nb);
     memcpy(p, e->bytes, nb);
-    return htri_error_rec_finish(out, HTRI_REC_ERROR, p + nb);
+    return htri_lrec_finish(out, HTRI_REC_ERROR, p + nb);
 }
 
 static inline size_t htri_fault_rec_encode(const htri_fault_rec *f, uint8_t *out)
@@ -137,7 +124,7 @@ static inline size_t htri_fault_rec_encode(const htri_fault_rec *f, uint8_t *out
     p = htri_varint_put(p, f->size);
     p = htri_varint_put(p, f->node);
     p = htri_varint_put(p, f->family);
-    return htri_error_rec_finish(out, HTRI_REC_FAULT, p);
+    return htri_lrec_finish(out, HTRI_REC_FAULT, p);
 }
 
 static inline size_t htri_limit_rec_encode(const htri_limit_rec *l, uint8_t *out)
@@ -157,7 +144,7 @@ static inline size_t htri_limit_rec_encode(const htri_limit_rec *l, uint8_t *out
         p = htri_varint_put(p, l->holders[i].bytes);
         p = htri_varint_put(p, l->holders[i].blocks);
     }
-    return htri_error_rec_finish(out, HTRI_REC_LIMIT, p);
+    return htri_lrec_finish(out, HTRI_REC_LIMIT, p);
 }
 
 static inline size_t htri_error_summary_encode(uint64_t t, uint64_t errors, uint64_t contexts,
@@ -167,7 +154,7 @@ static inline size_t htri_error_summary_encode(uint64_t t, uint64_t errors, uint
     p = htri_varint_put(p, t);
     p = htri_varint_put(p, errors);
     p = htri_varint_put(p, contexts);
-    return htri_error_rec_finish(out, HTRI_REC_ERROR_SUMMARY, p);
+    return htri_lrec_finish(out, HTRI_REC_ERROR_SUMMARY, p);
 }
 
 /* Splits a record starting at *pp (the tag byte) into tag and body; advances *pp past it.

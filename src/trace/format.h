@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "base/hash.h"
+#include "base/varint.h"
 
 #define HTRI_TRACE_MAGIC "\x89HTRACE\n"    /* 8 bytes, PNG-style: catches text-mode damage */
 #define HTRI_TRACE_VERSION 1
@@ -131,6 +132,20 @@ enum { HTRI_END_EXIT = 0,      /* exit()/return from main; status = exit code if
        HTRI_END_UNKNOWN = 3 };
 /* MESSAGE levels. */
 enum { HTRI_MSG_INFO = 0, HTRI_MSG_WARNING = 1, HTRI_MSG_ERROR = 2 };
+
+/* Length-prefixed records (tags 0x40-0x7f: leak and misuse records): tag, varint body length,
+ * body. An encoder writes the body at out + 3, then this moves it behind the tag and the
+ * length (1 or 2 bytes: bodies stay under 16 KiB). Returns the record's size. */
+static inline size_t htri_lrec_finish(uint8_t *out, uint8_t tag, uint8_t *body_end)
+{
+    size_t len = (size_t)(body_end - (out + 3));
+    uint8_t lenbuf[HTRI_VARINT_MAX];
+    size_t nlen = (size_t)(htri_varint_put(lenbuf, len) - lenbuf);
+    out[0] = tag;
+    memmove(out + 1 + nlen, out + 3, len);
+    memcpy(out + 1, lenbuf, nlen);
+    return 1 + nlen + len;
+}
 
 static inline void htri_put_u16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
 static inline void htri_put_u32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i)); }

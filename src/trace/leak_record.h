@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <string.h>
 #include "base/varint.h"
+#include "trace/format.h"
 
 /* Like the misuse records, every record in 0x40..0x5f is `tag body_len:varint body`, so a
  * reader skips what it does not know. Written into META frames; times are absolute. */
@@ -70,18 +71,6 @@ typedef struct htri_leak_end_rec {
 #define HTRI_LEAK_GROUP_REC_MAX (1 + 2 + 7 * HTRI_VARINT_MAX)
 #define HTRI_LEAK_END_REC_MAX (1 + 2 + 2 * HTRI_VARINT_MAX)
 
-/* Bodies are written at out + 3, then moved behind the tag and the length (1 or 2 bytes). */
-static inline size_t htri_leak_rec_finish(uint8_t *out, uint8_t tag, uint8_t *body_end)
-{
-    size_t len = (size_t)(body_end - (out + 3));
-    uint8_t lenbuf[HTRI_VARINT_MAX];
-    size_t nlen = (size_t)(htri_varint_put(lenbuf, len) - lenbuf);
-    out[0] = tag;
-    memmove(out + 1 + nlen, out + 3, len);
-    memcpy(out + 1, lenbuf, nlen);
-    return 1 + nlen + len;
-}
-
 /* Encoders write at out (room: the *_MAX above) and return the bytes written. */
 static inline size_t htri_leak_check_rec_encode(const htri_leak_check_rec *c, uint8_t *out)
 {
@@ -95,7 +84,7 @@ static inline size_t htri_leak_check_rec_encode(const htri_leak_check_rec *c, ui
     p = htri_varint_put(p, c->bytes_roots);
     p = htri_varint_put(p, c->n_threads);
     p = htri_varint_put(p, c->scan_ns);
-    return htri_leak_rec_finish(out, HTRI_REC_LEAK_CHECK, p);
+    return htri_lrec_finish(out, HTRI_REC_LEAK_CHECK, p);
 }
 
 static inline size_t htri_leak_group_rec_encode(const htri_leak_group_rec *g, uint8_t *out)
@@ -108,7 +97,7 @@ static inline size_t htri_leak_group_rec_encode(const htri_leak_group_rec *g, ui
     p = htri_varint_put(p, g->n_blocks);
     p = htri_varint_put(p, g->bytes);
     p = htri_varint_put(p, g->indirect_bytes);
-    return htri_leak_rec_finish(out, HTRI_REC_LEAK_GROUP, p);
+    return htri_lrec_finish(out, HTRI_REC_LEAK_GROUP, p);
 }
 
 static inline size_t htri_leak_end_rec_encode(const htri_leak_end_rec *e, uint8_t *out)
@@ -116,7 +105,7 @@ static inline size_t htri_leak_end_rec_encode(const htri_leak_end_rec *e, uint8_
     uint8_t *p = out + 3;
     p = htri_varint_put(p, e->t);
     p = htri_varint_put(p, e->n_groups);
-    return htri_leak_rec_finish(out, HTRI_REC_LEAK_END, p);
+    return htri_lrec_finish(out, HTRI_REC_LEAK_END, p);
 }
 
 /* Decoders take the body of a record (split it with htri_error_rec_split of
