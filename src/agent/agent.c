@@ -1379,6 +1379,10 @@ static void agent_writer_pass(int final, long spin_bound)
         htri_rec_message(&g_agent.meta, now, HTRI_MSG_ERROR, g_agent.stop_msg,
                          strlen(g_agent.stop_msg));
     agent_write_nodes(now);
+    /* The list is read again after the queue was taken: a thread registers before its first
+     * buffer can be queued, so every thread with frames in q is announced before them. (The
+     * list read at the top can miss a thread born in between: a frame before its THREAD.) */
+    head = __atomic_load_n(&g_agent.threads, __ATOMIC_ACQUIRE);
     for (agent_thread *t = head; t; t = t->next) {
         if (t->announced)
             continue;
