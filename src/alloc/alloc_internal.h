@@ -108,8 +108,8 @@ void htri_blocktab_remove(htri_blocktab *t, htri_block *b);
 /* Whole-table check for htri_assert_expensive and tests: the count matches and every record
  * is reachable from its home slot without crossing an empty one. */
 bool htri_blocktab_is_valid(const htri_blocktab *t);
-/* Moves a record to a new address (remap); returns the new slot or NULL (out of memory,
- * record left under the old address). */
+/* Moves a record to a new address (remap); returns the new slot. Cannot fail: the record
+ * leaves its slot before the insert, so the table never needs to grow. */
 htri_block *htri_blocktab_rekey(htri_blocktab *t, htri_block *b, uintptr_t new_ptr);
 static inline htri_block *htri_blocktab_slot(const htri_blocktab *t, size_t i)
 {
@@ -135,6 +135,9 @@ typedef struct htri_recorder {
  * recorded, it is given back and the call fails with ENOMEM: an unrecorded block would make
  * every number wrong. Returns the block or NULL. */
 void *htri_recorder_alloc(htri_recorder *r, size_t size, size_t align, uintptr_t ra);
+/* A recorded block was resized or moved (new_ptr) by the parent: its record follows and the
+ * counters see the new size. Caller holds r->lock. */
+void htri_recorder_resized(htri_recorder *r, htri_block *b, const void *new_ptr, size_t new_size);
 
 /* Stack recorded into a block record, honouring the table depth. */
 static inline void htri_block_set_stack(const htri_blocktab *t, htri_block *b, uintptr_t ra)

@@ -652,3 +652,11 @@ void *htri_recorder_alloc(htri_recorder *r, size_t size, size_t align, uintptr_t
     pthread_mutex_unlock(&r->lock);
     return p;
 }
+
+void htri_recorder_resized(htri_recorder *r, htri_block *b, const void *new_ptr, size_t new_size)
+{
+    if ((uintptr_t)new_ptr != b->ptr)
+        b = htri_blocktab_rekey(&r->blocks, b, (uintptr_t)new_ptr);
+    htri_stats_on_resize(&r->stats, b->size, new_size);
+    b->size = new_size;
+}

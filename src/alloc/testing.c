@@ -118,10 +118,8 @@ static int testing_resize(void *ctx, void *ptr, size_t old_size, size_t align, s
     }
     testing_check_size(t, "resize", b, old_size, align, ra);
     int ok = htri_parent_resize(t->rec.parent, ptr, b->size, b->align, new_size, ra);
-    if (ok) {
-        htri_stats_on_resize(&t->rec.stats, b->size, new_size);
-        b->size = new_size;
-    }
+    if (ok)
+        htri_recorder_resized(&t->rec, b, ptr, new_size);
     pthread_mutex_unlock(&t->rec.lock);
     return ok;
 }
@@ -139,12 +137,8 @@ static void *testing_remap(void *ctx, void *ptr, size_t old_size, size_t align, 
     }
     testing_check_size(t, "remap", b, old_size, align, ra);
     void *q = htri_parent_remap(t->rec.parent, ptr, b->size, b->align, new_size, ra);
-    if (q) {
-        if (q != ptr)
-            b = htri_blocktab_rekey(&t->rec.blocks, b, (uintptr_t)q);
-        htri_stats_on_resize(&t->rec.stats, b->size, new_size);
-        b->size = new_size;
-    }
+    if (q)
+        htri_recorder_resized(&t->rec, b, q, new_size);
     pthread_mutex_unlock(&t->rec.lock);
     return q;
 }

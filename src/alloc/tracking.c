@@ -24,10 +24,8 @@ static int tracking_resize(void *ctx, void *ptr, size_t old_size, size_t align, 
     int ok = htri_parent_resize(t->rec.parent, ptr, old_size, align, new_size, ra);
     if (ok) {
         htri_block *b = htri_blocktab_find(&t->rec.blocks, (uintptr_t)ptr);
-        if (b) {
-            htri_stats_on_resize(&t->rec.stats, b->size, new_size);
-            b->size = new_size;
-        }
+        if (b)
+            htri_recorder_resized(&t->rec, b, ptr, new_size);
     }
     pthread_mutex_unlock(&t->rec.lock);
     return ok;
@@ -43,12 +41,8 @@ static void *tracking_remap(void *ctx, void *ptr, size_t old_size, size_t align,
     void *q = htri_parent_remap(t->rec.parent, ptr, old_size, align, new_size, ra);
     if (q) {
         htri_block *b = htri_blocktab_find(&t->rec.blocks, (uintptr_t)ptr);
-        if (b) {
-            if (q != ptr)
-                b = htri_blocktab_rekey(&t->rec.blocks, b, (uintptr_t)q);
-            htri_stats_on_resize(&t->rec.stats, b->size, new_size);
-            b->size = new_size;
-        }
+        if (b)
+            htri_recorder_resized(&t->rec, b, q, new_size);
     }
     pthread_mutex_unlock(&t->rec.lock);
     return q;
