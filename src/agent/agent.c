@@ -828,6 +828,28 @@ static void agent_after_handoff(void)
     agent_wait_queue();
 }
 
+/* One event record on the thread's own buffer, t->lock held: room for it (handing a full
+ * buffer to the writer sets *handed), then the time, stamped. NULL: no room, the event is
+ * dropped (agent_room counts it). */
+static inline __attribute__((always_inline)) agent_buf *
+agent_event_room(agent_thread *t, size_t bytes, int *handed, uint64_t *now)
+{
+    agent_buf *b = agent_room(t, bytes, handed);
+    if (b) {
+        *now = htri_agent_now();
+        agent_stamp(b, *now);
+    }
+    return b;
+}
+
+/* Ends an event: releases t->lock, then lets the writer catch up if a buffer was handed over. */
+static inline __attribute__((always_inline)) void agent_event_done(agent_thread *t, int handed)
+{
+    agent_spin_unlock(&t->lock);
+    if (handed)
+        agent_after_handoff();
+}
+
 /* First event of a forked child: its trace starts with the blocks inherited from the parent. */
 static inline void agent_check_inherit(void)
 {
@@ -857,18 +879,14 @@ agent_on_alloc(uint8_t family, void *p, size_t size, uint16_t tag, const uintptr
     t->bytes_allocated += size;
     int handed = 0;
     if (g_agent.record_events) {
-        agent_buf *b = agent_room(t, HTRI_EVENT_MAX, &handed);
-        if (b) {
-            uint64_t now = htri_agent_now();
-            agent_stamp(b, now);
+        uint64_t now;
+        agent_buf *b = agent_event_room(t, HTRI_EVENT_MAX, &handed, &now);
+        if (b)
             b->used = (size_t)(htri_ev_put_block(b->data + b->used, &b->ev,
                                                  (uint8_t)(HTRI_REC_ALLOC + family), now, size,
                                                  node, (uintptr_t)p) - b->data);
-        }
     }
-    agent_spin_unlock(&t->lock);
-    if (handed)
-        agent_after_handoff();
+    agent_event_done(t, handed);
 }
 
 void htri_agent_on_alloc(uint8_t family, void *p, size_t size, const uintptr_t *pcs, int n_pcs)
@@ -895,18 +913,14 @@ static inline __attribute__((always_inline)) int agent_on_free(uint8_t ffamily, 
     t->n_frees++;
     int handed = 0;
     if (g_agent.record_events) {
-        agent_buf *b = agent_room(t, HTRI_EVENT_MAX, &handed);
-        if (b) {
-            uint64_t now = htri_agent_now();
-            agent_stamp(b, now);
+        uint64_t now;
+        agent_buf *b = agent_event_room(t, HTRI_EVENT_MAX, &handed, &now);
+        if (b)
             b->used = (size_t)(htri_ev_put_free(b->data + b->used, &b->ev,
                                                 (uint8_t)(HTRI_REC_FREE + ffamily), now,
                                                 (uintptr_t)p) - b->data);
-        }
     }
-    agent_spin_unlock(&t->lock);
-    if (handed)
-        agent_after_handoff();
+    agent_event_done(t, handed);
     return 0;
 }
 
@@ -967,9 +981,7 @@ void htri_agent_on_realloc(void *old_p, void *new_p, size_t size, const uintptr_
             b->used = (size_t)(w - b->data);
         }
     }
-    agent_spin_unlock(&t->lock);
-    if (handed)
-        agent_after_handoff();
+    agent_event_done(t, handed);
 }
 
 void htri_agent_on_failed(uint8_t family, size_t size, const uintptr_t *pcs, int n_pcs)
@@ -985,16 +997,12 @@ void htri_agent_on_failed(uint8_t family, size_t size, const uintptr_t *pcs, int
         return;
     agent_spin_lock(&t->lock);
     int handed = 0;
-    agent_buf *b = agent_room(t, HTRI_EVENT_MAX, &handed);
-    if (b) {
-        uint64_t now = htri_agent_now();
-        agent_stamp(b, now);
+    uint64_t now;
+    agent_buf *b = agent_event_room(t, HTRI_EVENT_MAX, &handed, &now);
+    if (b)
         b->used = (size_t)(htri_ev_put_failed(b->data + b->used, &b->ev, now, size, node, family) -
                            b->data);
-    }
-    agent_spin_unlock(&t->lock);
-    if (handed)
-        agent_after_handoff();
+    agent_event_done(t, handed);
 }
 
 /* Anonymous mappings we reported, so munmap reports only ranges we saw mapped. */
@@ -1045,16 +1053,12 @@ void htri_agent_on_mmap(void *p, size_t len, const uintptr_t *pcs, int n_pcs)
         return;
     agent_spin_lock(&t->lock);
     int handed = 0;
-    agent_buf *b = agent_room(t, HTRI_EVENT_MAX, &handed);
-    if (b) {
-        uint64_t now = htri_agent_now();
-        agent_stamp(b, now);
+    uint64_t now;
+    agent_buf *b = agent_event_room(t, HTRI_EVENT_MAX, &handed, &now);
+    if (b)
         b->used = (size_t)(htri_ev_put_block(b->data + b->used, &b->ev, HTRI_REC_MMAP, now, len,
                                              node, (uintptr_t)p) - b->data);
-    }
-    agent_spin_unlock(&t->lock);
-    if (handed)
-        agent_after_handoff();
+    agent_event_done(t, handed);
 }
 
 void htri_agent_on_munmap(void *p, size_t len)
@@ -1070,16 +1074,12 @@ void htri_agent_on_munmap(void *p, size_t len)
         return;
     agent_spin_lock(&t->lock);
     int handed = 0;
-    agent_buf *b = agent_room(t, HTRI_EVENT_MAX, &handed);
-    if (b) {
-        uint64_t now = htri_agent_now();
-        agent_stamp(b, now);
+    uint64_t now;
+    agent_buf *b = agent_event_room(t, HTRI_EVENT_MAX, &handed, &now);
+    if (b)
         b->used = (size_t)(htri_ev_put_munmap(b->data + b->used, &b->ev, now, noted,
                                               (uintptr_t)p) - b->data);
-    }
-    agent_spin_unlock(&t->lock);
-    if (handed)
-        agent_after_handoff();
+    agent_event_done(t, handed);
 }
 
 /* Key destructor: the thread is exiting. Its partial buffer goes to the writer and a
