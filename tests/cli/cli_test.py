@@ -797,6 +797,25 @@ def case_nofile(a):
               is not None, "%s raises the soft limit to %d: %r" % (cmd[0], hard, err[-800:]))
 
 
+def case_timing(a):
+    """The event clock: a peak the program times itself lands at that time in the summary and
+    the report (the agent starts a little before main, so a little later there)."""
+    need_agent(a)
+    prog = os.path.join(a.progs, "htr-cli-timing")
+    rc, out, err, trace = run_traced(a, prog)
+    check(rc == 0, "timing ran: %d %r" % (rc, err))
+    m = re.search(r"peak_at_ms ([0-9.]+)", out)
+    p = re.search(r"peak heap: 1,0[0-9,]+ bytes in \d+ blocks at ([0-9.]+) (ms|s)\n", err)
+    check(m is not None and p is not None, "program's and summary's peak times: %r %r" % (out, err))
+    if m and p:
+        at = float(m.group(1))
+        got = float(p.group(1)) * (1000.0 if p.group(2) == "s" else 1.0)
+        check(at >= 600 and at - 2 <= got <= at + 200,
+              "peak at %.3f ms by the program's clock, %.3f ms in the summary" % (at, got))
+    rc, out, err = run([a.heaptrail, "report", trace])
+    check(rc == 0, "report of the timing trace: %r" % err)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--heaptrail", required=True)
