@@ -276,8 +276,16 @@ static void clock_start(int probe_cpu)
 {
     atomic_store_explicit(&g_clock.cur, 0, memory_order_release);
 #if defined(__x86_64__)
-    if (probe_cpu)
-        g_clock.usable = clock_tsc_invariant();
+    if (probe_cpu) {
+        /* Also only where the kernel itself keeps time with the TSC: it drops the TSC as
+         * clocksource when the cores' counters are not in step (or a hypervisor says so),
+         * and so do we. */
+        char cs[32];
+        g_clock.usable = clock_tsc_invariant() &&
+            htri_os_read_small_file("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+                                    cs, sizeof cs) >= 3 && !strncmp(cs, "tsc", 3) &&
+            (cs[3] == '\n' || cs[3] == 0);
+    }
 #else
     (void)probe_cpu;
 #endif
