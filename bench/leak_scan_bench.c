@@ -64,7 +64,7 @@ int main(int argc, char **argv)
         size_t size = (size_t)16 << (bench_rand(&seed) % 5);   /* 16..256 */
         size += bench_rand(&seed) % size;
         ptrs[i] = calloc(1, size);
-        g_bench.blocks[i] = (htri_block){ (uintptr_t)ptrs[i], size, (uint32_t)(i % 1000) + 1, 0, 0, 0 };
+        g_bench.blocks[i] = (htri_block){ (uintptr_t)ptrs[i], size, (uint32_t)(i % 1000) + 1, 0, 0, 0, 0 };
         bytes += size;
     }
     size_t n_tree = n * 6 / 10, n_possible = n / 10;

@@ -70,6 +70,10 @@ typedef struct agent_thread {
     uint64_t t_last_event;     /* its latest event time (agent_stamp) */
     agent_buf *buf;
     uint64_t n_allocs, n_frees, bytes_allocated;   /* memcheck-style, this thread */
+    /* the number of this thread's next ALLOC/INHERIT record (docs/trace-format.md); only the
+     * owner changes it. A slot reused by a new thread keeps counting, and a new slot starts
+     * above every slot's count, so a tid the kernel recycles never repeats a number */
+    uint64_t next_no;
     int free_listed;           /* its thread is gone: reusable by a new thread */
     struct agent_thread *next;
     struct agent_thread *next_free;
@@ -810,9 +814,17 @@ static agent_thread *agent_thread_new(void)
         g_agent.thread_free = htri_os_pages_alloc(AGENT_THREADS_PER_SLAB * sizeof(agent_thread));
         g_agent.thread_free_left = g_agent.thread_free ? AGENT_THREADS_PER_SLAB : 0;
     }
+    /* a recycled tid must not name an earlier thread's blocks again: start above them all */
+    uint64_t next_no = 0;
+    for (agent_thread *o = g_agent.threads; o; o = o->next) {
+        uint64_t n = __atomic_load_n(&o->next_no, __ATOMIC_RELAXED);
+        if (n > next_no)
+            next_no = n;
+    }
     agent_thread *t = g_agent.thread_reuse;
     if (t) {
         g_agent.thread_reuse = t->next_free;
+        __atomic_store_n(&t->next_no, next_no, __ATOMIC_RELAXED);
         agent_spin_lock(&t->lock);
         t->buf = NULL;
         t->end_pending = 0;
@@ -828,6 +840,7 @@ static agent_thread *agent_thread_new(void)
         t = g_agent.thread_free++;
         g_agent.thread_free_left--;
         t->tid = htri_os_gettid();
+        t->next_no = next_no;
         t->next = g_agent.threads;
         __atomic_store_n(&g_agent.threads, t, __ATOMIC_RELEASE);
     }
@@ -850,6 +863,17 @@ static inline agent_thread *agent_self(void)
     if (g_agent.key_ok)
         pthread_setspecific(g_agent.key, t);
     return t;
+}
+
+/* The reference the thread's next ALLOC/INHERIT record gets. Past 2^42 numbers (days of
+ * nothing but allocating) the table could not hold it: recording stops, rather than lie. */
+static inline uint64_t agent_ref(agent_thread *t)
+{
+    if (htri_unlikely(t->next_no > HTRI_BLOCK_NO_MASK)) {
+        htri_agent_stop("too many allocations in one thread for the trace's block numbers");
+        return 0;
+    }
+    return HTRI_BLOCK_REF((uint32_t)t->tid, t->next_no);
 }
 
 static agent_buf *agent_buf_get(void)
@@ -918,7 +942,7 @@ static inline agent_buf *agent_room(agent_thread *t, size_t need, int *handed)
 {
     agent_buf *b = t->buf;
     if (htri_likely(b && b->used + need <= HTR_TBUF_BYTES))
-        return b;
+        return b;    /* (a fresh buffer also has room for the frame's first_no prefix) */
     if (b) {
         agent_enqueue(b);
         *handed = 1;
@@ -935,7 +959,8 @@ static inline agent_buf *agent_room(agent_thread *t, size_t need, int *handed)
 
 /* Stamps an event of thread `t` at `now`, returned clamped to the thread's last time: the
  * reader relies on each thread's times never going back (the clock may, by a hair, when it
- * switches from the kernel's to the calibrated TSC). */
+ * switches from the kernel's to the calibrated TSC). A frame's first record also writes the
+ * frame's first_no (the thread's next block number). */
 static inline uint64_t agent_stamp(agent_thread *th, agent_buf *b, uint64_t t)
 {
     if (htri_unlikely(t < th->t_last_event))
@@ -943,8 +968,7 @@ static inline uint64_t agent_stamp(agent_thread *th, agent_buf *b, uint64_t t)
     th->t_last_event = t;
     if (b->n_records == 0) {
         b->t_first = t;
-        b->ev.t_prev = t;
-        b->ev.addr_prev = 0;
+        b->used = (size_t)(htri_ev_put_start(b->data, &b->ev, b->tid, t, th->next_no) - b->data);
     }
     b->t_last = t;
     b->n_records++;
@@ -994,12 +1018,14 @@ agent_on_alloc(uint8_t family, void *p, size_t size, uint16_t tag, const uintptr
         htri_agent_stop("stack table full");
         return;
     }
-    htri_block blk = { (uintptr_t)p, size, node, family, 0, tag };
+    agent_thread *t = agent_self();
+    /* the block's reference is the number its ALLOC record is about to get */
+    htri_block blk = { (uintptr_t)p, size, node, family, 0, tag,
+                       t && g_agent.record_events ? agent_ref(t) : 0 };
     if (htri_unlikely(htri_table_insert(&blk) < 0)) {
         htri_agent_stop("live-block table full");
         return;
     }
-    agent_thread *t = agent_self();
     if (!t)
         return;
     agent_spin_lock(&t->lock);
@@ -1009,10 +1035,15 @@ agent_on_alloc(uint8_t family, void *p, size_t size, uint16_t tag, const uintptr
     if (g_agent.record_events) {
         uint64_t now;
         agent_buf *b = agent_event_room(t, HTRI_EVENT_MAX, &handed, &now);
-        if (b)
-            b->used = (size_t)(htri_ev_put_block(b->data + b->used, &b->ev,
+        if (htri_likely(b != NULL)) {
+            b->used = (size_t)(htri_ev_put_alloc(b->data + b->used, &b->ev,
                                                  (uint8_t)(HTRI_REC_ALLOC + family), now, size,
-                                                 node, (uintptr_t)p) - b->data);
+                                                 node) - b->data);
+            t->next_no++;
+        } else if (blk.ref) {
+            blk.ref = 0;               /* no record, so nothing may name that number */
+            htri_table_insert(&blk);
+        }
     }
     agent_event_done(t, handed);
 }
@@ -1032,6 +1063,9 @@ static inline __attribute__((always_inline)) int agent_on_free(uint8_t ffamily, 
                                                                 htri_block *out)
 {
     agent_check_inherit();
+    htri_block local;
+    if (!out)
+        out = &local;
     if (htri_table_remove((uintptr_t)p, out) < 0)
         return -ENOENT;  /* not ours to count: allocated before us, by us, or while stopped */
     agent_thread *t = agent_self();
@@ -1046,7 +1080,8 @@ static inline __attribute__((always_inline)) int agent_on_free(uint8_t ffamily, 
         if (b)
             b->used = (size_t)(htri_ev_put_free(b->data + b->used, &b->ev,
                                                 (uint8_t)(HTRI_REC_FREE + ffamily), now,
-                                                (uintptr_t)p) - b->data);
+                                                out->ref != 0, HTRI_BLOCK_REF_TID(out->ref),
+                                                HTRI_BLOCK_REF_NO(out->ref)) - b->data);
     }
     agent_event_done(t, handed);
     return 0;
@@ -1062,25 +1097,28 @@ int htri_agent_on_free_block(uint8_t ffamily, void *p, htri_block *out)
     return agent_on_free(ffamily, p, out);
 }
 
-void htri_agent_on_realloc(void *old_p, void *new_p, size_t size, const uintptr_t *pcs, int n_pcs)
+void htri_agent_on_realloc(const htri_block *old, void *new_p, size_t size, const uintptr_t *pcs,
+                           int n_pcs)
 {
     agent_check_inherit();
-    /* hooks.c removed old_p from the table before the real realloc (so no other thread's
-     * new block at a recycled address is lost); a FREE is due iff it was there. */
-    int freed = old_p != NULL;
+    /* hooks.c removed the old block from the table before the real realloc (so no other
+     * thread's new block at a recycled address is lost); a FREE is due iff it was there. */
+    int freed = old != NULL;
     uint32_t node = 0;
+    agent_thread *t = agent_self();
+    htri_block blk = { (uintptr_t)new_p, size, 0, HTRI_FAM_REALLOC, 0, 0,
+                       t && g_agent.record_events ? agent_ref(t) : 0 };
     if (new_p) {
         if (htri_unlikely(htri_stacks_intern(pcs, n_pcs, &node) < 0)) {
             htri_agent_stop("stack table full");
             return;
         }
-        htri_block blk = { (uintptr_t)new_p, size, node, HTRI_FAM_REALLOC, 0, 0 };
+        blk.node = node;
         if (htri_unlikely(htri_table_insert(&blk) < 0)) {
             htri_agent_stop("live-block table full");
             return;
         }
     }
-    agent_thread *t = agent_self();
     if (!t)
         return;
     agent_spin_lock(&t->lock);
@@ -1095,18 +1133,23 @@ void htri_agent_on_realloc(void *old_p, void *new_p, size_t size, const uintptr_
     if (g_agent.record_events) {
         agent_buf *b = agent_room(t, 2 * HTRI_EVENT_MAX, &handed);
         if (b) {
-            uint8_t *w = b->data + b->used;
             if (freed) {
                 now = agent_stamp(t, b, now);
-                w = htri_ev_put_free(w, &b->ev, HTRI_REC_FREE + HTRI_FFAM_REALLOC, now,
-                                     (uintptr_t)old_p);
+                b->used = (size_t)(htri_ev_put_free(b->data + b->used, &b->ev,
+                                                    HTRI_REC_FREE + HTRI_FFAM_REALLOC, now,
+                                                    old->ref != 0, HTRI_BLOCK_REF_TID(old->ref),
+                                                    HTRI_BLOCK_REF_NO(old->ref)) - b->data);
             }
             if (new_p) {
                 now = agent_stamp(t, b, now);
-                w = htri_ev_put_block(w, &b->ev, HTRI_REC_ALLOC + HTRI_FAM_REALLOC, now, size,
-                                      node, (uintptr_t)new_p);
+                b->used = (size_t)(htri_ev_put_alloc(b->data + b->used, &b->ev,
+                                                     HTRI_REC_ALLOC + HTRI_FAM_REALLOC, now,
+                                                     size, node) - b->data);
+                t->next_no++;
             }
-            b->used = (size_t)(w - b->data);
+        } else if (new_p && blk.ref) {
+            blk.ref = 0;               /* no record, so nothing may name that number */
+            htri_table_insert(&blk);
         }
     }
     agent_event_done(t, handed);
@@ -1184,8 +1227,8 @@ void htri_agent_on_mmap(void *p, size_t len, const uintptr_t *pcs, int n_pcs)
     uint64_t now;
     agent_buf *b = agent_event_room(t, HTRI_EVENT_MAX, &handed, &now);
     if (b)
-        b->used = (size_t)(htri_ev_put_block(b->data + b->used, &b->ev, HTRI_REC_MMAP, now, len,
-                                             node, (uintptr_t)p) - b->data);
+        b->used = (size_t)(htri_ev_put_mmap(b->data + b->used, &b->ev, now, len, node,
+                                            (uintptr_t)p) - b->data);
     agent_event_done(t, handed);
 }
 
@@ -1238,18 +1281,24 @@ typedef struct agent_inherit_ctx {
     uint64_t now;
 } agent_inherit_ctx;
 
-static int agent_inherit_one(void *user, const htri_block *blk)
+/* One INHERIT record; the block takes the child's thread's next number (its entry is
+ * renumbered: the parent's references mean nothing in the child's trace). */
+static int agent_inherit_one(void *user, htri_block *blk)
 {
     agent_inherit_ctx *c = user;
     agent_thread *t = c->t;
     int handed = 0;
     agent_buf *b = agent_room(t, HTRI_EVENT_MAX, &handed);
-    if (!b)
-        return 1;
+    if (!b) {
+        blk->ref = 0;
+        return 0;       /* the rest get no record either: none may keep a parent's ref */
+    }
     c->now = agent_stamp(t, b, c->now);
-    b->used = (size_t)(htri_ev_put_block(b->data + b->used, &b->ev,
+    blk->ref = agent_ref(t);
+    b->used = (size_t)(htri_ev_put_alloc(b->data + b->used, &b->ev,
                                          (uint8_t)(HTRI_REC_INHERIT + blk->family), c->now,
-                                         blk->size, blk->node, blk->addr) - b->data);
+                                         blk->size, blk->node) - b->data);
+    t->next_no++;
     return 0;
 }
 
@@ -1265,7 +1314,7 @@ static void agent_emit_inherit(void)
         agent_inherit_ctx c = { t, g_agent.fork_t };
         htri_table_lock_all();
         agent_spin_lock(&t->lock);
-        htri_table_foreach(agent_inherit_one, &c);
+        htri_table_foreach_mut(agent_inherit_one, &c);
         agent_spin_unlock(&t->lock);
         htri_table_unlock_all();
     }

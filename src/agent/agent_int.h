@@ -43,7 +43,10 @@ void htri_agent_init_late(void);          /* constructor: writer thread, signals
 void htri_agent_on_alloc(uint8_t family, void *p, size_t size, const uintptr_t *pcs, int n_pcs);
 void htri_agent_on_free(uint8_t ffamily, void *p);
 /* realloc: old freed (if non-NULL), new allocated (if non-NULL) with dt 0. */
-void htri_agent_on_realloc(void *old_p, void *new_p, size_t size, const uintptr_t *pcs, int n_pcs);
+/* old: the block hooks.c took out of the table (its reference names it in the FREE), or
+ * NULL when realloc had no tracked old block. */
+void htri_agent_on_realloc(const htri_block *old, void *new_p, size_t size, const uintptr_t *pcs,
+                           int n_pcs);
 void htri_agent_on_failed(uint8_t family, size_t size, const uintptr_t *pcs, int n_pcs);
 void htri_agent_on_mmap(void *p, size_t len, const uintptr_t *pcs, int n_pcs);
 void htri_agent_on_munmap(void *p, size_t len);

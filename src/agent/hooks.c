@@ -633,7 +633,7 @@ hooks_realloc_record(void *old, void *p, size_t size, int had, const htri_block 
     } else if (!p && !old) {
         htri_agent_on_failed(HTRI_FAM_REALLOC, size, pcs, n);
     } else {
-        htri_agent_on_realloc(had ? old : NULL, p, size, pcs, n);
+        htri_agent_on_realloc(had ? old_blk : NULL, p, size, pcs, n);
     }
     return p;
 }

@@ -225,7 +225,8 @@ size_t htri_table_snapshot(htri_block *out, size_t cap)
     return n;
 }
 
-size_t htri_table_foreach(int (*fn)(void *user, const htri_block *b), void *user)
+/* The walk of htri_table_foreach and htri_table_foreach_mut. */
+static size_t table_walk(int (*fn)(void *user, htri_block *b), void *user)
 {
     size_t n = 0;
     for (int k = 0; k < TABLE_SHARDS; k++) {
@@ -241,6 +242,16 @@ size_t htri_table_foreach(int (*fn)(void *user, const htri_block *b), void *user
         }
     }
     return n;
+}
+
+size_t htri_table_foreach(int (*fn)(void *user, const htri_block *b), void *user)
+{
+    return table_walk((int (*)(void *, htri_block *))fn, user);
+}
+
+size_t htri_table_foreach_mut(int (*fn)(void *user, htri_block *b), void *user)
+{
+    return table_walk(fn, user);
 }
 
 void htri_table_lock_all(void)

@@ -13,9 +13,19 @@ typedef struct htri_block {
     uint8_t family;     /* HTRI_FAM_* of src/trace/format.h */
     uint8_t flags;      /* HTRI_BLOCK_* */
     uint16_t tag;       /* reserved for the guard layer */
+    uint64_t ref;       /* the trace's name of the block, HTRI_BLOCK_REF(tid, number); 0: its
+                         * ALLOC record was not written. 32 bytes in all: two per cache line */
 } htri_block;
 
 enum { HTRI_BLOCK_INHERITED = 1 << 0 };
+
+/* A block reference packed in 64 bits: Linux tids are below 2^22 (PID_MAX_LIMIT), numbers
+ * below 2^42 (the agent stops recording before a thread's numbers reach it). */
+#define HTRI_BLOCK_NO_BITS 42
+#define HTRI_BLOCK_NO_MASK ((1ull << HTRI_BLOCK_NO_BITS) - 1)
+#define HTRI_BLOCK_REF(tid, no) ((uint64_t)(tid) << HTRI_BLOCK_NO_BITS | (no))
+#define HTRI_BLOCK_REF_TID(ref) ((uint32_t)((ref) >> HTRI_BLOCK_NO_BITS))
+#define HTRI_BLOCK_REF_NO(ref) ((ref) & HTRI_BLOCK_NO_MASK)
 
 /* Sets up the shards. No malloc. Returns 0 or -ENOMEM. Safe to call twice. */
 int htri_table_init(void);
@@ -38,6 +48,9 @@ void htri_table_unlock_all(void);
 /* Calls fn on every live block (any order) until it returns nonzero. Same locking rule as
  * htri_table_snapshot; fn must not touch the table. Returns the number of blocks visited. */
 size_t htri_table_foreach(int (*fn)(void *user, const htri_block *b), void *user);
+/* The same, but fn may change a block's fields other than addr (a forked child renumbers
+ * its inherited blocks). */
+size_t htri_table_foreach_mut(int (*fn)(void *user, htri_block *b), void *user);
 /* Forked child only: clears every shard lock (the parent's holders no longer exist). */
 void htri_table_reset_locks(void);
 

@@ -10,12 +10,15 @@
 #include "base/common.h"
 #include "base/hash.h"
 
-/* A live heap block. Open addressing with linear probing and backward-shift deletion
- * (Knuth 6.4, Algorithm R), so no tombstones pile up over millions of frees. */
+/* A live heap block, keyed by its reference (tid, number): the trace names blocks so, never
+ * by address (docs/trace-format.md). Open addressing with linear probing and backward-shift
+ * deletion (Knuth 6.4, Algorithm R), so no tombstones pile up over millions of frees. */
 typedef struct analyze_block {
-    uint64_t addr;        /* 0: empty slot (malloc never returns NULL for a live block) */
-    uint64_t size, t_alloc, serial;
+    uint64_t no;          /* the block's number in thread tid */
+    uint64_t size, t_alloc;
     uint32_t node, tid;
+    uint8_t used;         /* 0: empty slot */
+    uint8_t inherited;    /* INHERIT, not ALLOC: no lifetime of its own in this trace */
 } analyze_block;
 
 typedef struct analyze_blocks {
@@ -33,13 +36,12 @@ typedef struct analyze_caps {
 
 /* One replay pass. Pass 1 builds the whole model; pass 2 only tracks live blocks up to the
  * peak event, then charges them to their stacks. */
-#define ANALYZE_MAX_DISPLACED 64
 
 typedef struct analyze_pass {
     htri_model *m;
     int full;
     analyze_blocks live;
-    uint64_t n_events, serial, heap_live;
+    uint64_t n_events, heap_live;
     analyze_region *regions;      /* live anonymous mappings */
     size_t n_regions, cap_regions;
     uint8_t *point_touched;
@@ -57,24 +59,26 @@ typedef struct analyze_pass {
     htri_leak_check_rec pending_check;
     htri_leak_group_rec *pending;
     size_t n_pending;
-    /* blocks pushed aside by an allocation at their address within one tick (see FREE) */
-    analyze_block displaced[ANALYZE_MAX_DISPLACED];
-    uint64_t displaced_t[ANALYZE_MAX_DISPLACED];
-    size_t n_displaced;
 } analyze_pass;
 
 #define ANALYZE_MAX_NODE_GAP (1u << 20)
 
-static analyze_block *analyze_find(analyze_blocks *b, uint64_t addr)
+static inline size_t analyze_home(uint32_t tid, uint64_t no, size_t mask)
+{
+    return (size_t)htri_hash64(no ^ (uint64_t)tid << 40 ^ (uint64_t)tid) & mask;
+}
+
+static analyze_block *analyze_find(analyze_blocks *b, uint32_t tid, uint64_t no)
 {
     if (!b->cap)
         return NULL;
     size_t mask = b->cap - 1;
-    for (size_t i = htri_hash64(addr) & mask;; i = (i + 1) & mask) {
-        if (b->slots[i].addr == addr)
-            return &b->slots[i];
-        if (b->slots[i].addr == 0)
+    for (size_t i = analyze_home(tid, no, mask);; i = (i + 1) & mask) {
+        analyze_block *s = &b->slots[i];
+        if (!s->used)
             return NULL;
+        if (s->no == no && s->tid == tid)
+            return s;
     }
 }
 
@@ -87,10 +91,10 @@ static int analyze_grow(analyze_blocks *b)
     if (!slots)
         return -ENOMEM;
     for (size_t i = 0; i < b->cap; i++) {
-        if (!b->slots[i].addr)
+        if (!b->slots[i].used)
             continue;
-        size_t j = htri_hash64(b->slots[i].addr) & (cap - 1);
-        while (slots[j].addr)
+        size_t j = analyze_home(b->slots[i].tid, b->slots[i].no, cap - 1);
+        while (slots[j].used)
             j = (j + 1) & (cap - 1);
         slots[j] = b->slots[i];
     }
@@ -100,7 +104,8 @@ static int analyze_grow(analyze_blocks *b)
     return 0;
 }
 
-/* Inserts or replaces (a block the program re-allocated without our seeing the free). */
+/* Inserts, or replaces a block of the same reference (a damaged or hand-made trace: the
+ * agent never reuses one) and returns 1 with the old one in *old. */
 static int analyze_insert(analyze_blocks *b, const analyze_block *blk, analyze_block *old)
 {
     if ((b->used + 1) * 4 > b->cap * 3) {
@@ -109,16 +114,19 @@ static int analyze_insert(analyze_blocks *b, const analyze_block *blk, analyze_b
             return rc;
     }
     size_t mask = b->cap - 1;
-    for (size_t i = htri_hash64(blk->addr) & mask;; i = (i + 1) & mask) {
-        if (b->slots[i].addr == blk->addr) {
-            *old = b->slots[i];
-            b->slots[i] = *blk;
-            return 1;
-        }
-        if (b->slots[i].addr == 0) {
-            b->slots[i] = *blk;
+    for (size_t i = analyze_home(blk->tid, blk->no, mask);; i = (i + 1) & mask) {
+        analyze_block *s = &b->slots[i];
+        if (!s->used) {
+            *s = *blk;
+            s->used = 1;
             b->used++;
             return 0;
+        }
+        if (s->no == blk->no && s->tid == blk->tid) {
+            *old = *s;
+            *s = *blk;
+            s->used = 1;
+            return 1;
         }
     }
 }
@@ -126,17 +134,17 @@ static int analyze_insert(analyze_blocks *b, const analyze_block *blk, analyze_b
 static void analyze_remove(analyze_blocks *b, analyze_block *slot)
 {
     size_t mask = b->cap - 1, i = (size_t)(slot - b->slots), j = i;
-    b->slots[i].addr = 0;
+    b->slots[i].used = 0;
     b->used--;
     for (;;) {
         j = (j + 1) & mask;
-        if (b->slots[j].addr == 0)
+        if (!b->slots[j].used)
             return;
-        size_t home = htri_hash64(b->slots[j].addr) & mask;
+        size_t home = analyze_home(b->slots[j].tid, b->slots[j].no, mask);
         /* move j back into the hole at i unless its home lies cyclically in (i, j] */
         if ((i < j) ? (home <= i || home > j) : (home <= i && home > j)) {
             b->slots[i] = b->slots[j];
-            b->slots[j].addr = 0;
+            b->slots[j].used = 0;
             i = j;
         }
     }
@@ -546,43 +554,28 @@ static int analyze_region_remove(analyze_pass *ps, uint64_t start, uint64_t len,
     return 0;
 }
 
-/* Accounts the end of a block's life; removes it from the live table when in_table. */
-static void analyze_release(analyze_pass *ps, analyze_block *slot, const htri_record *rec,
-                            int in_table)
+/* Accounts the end of a block's life and removes it from the live table. */
+static void analyze_release(analyze_pass *ps, analyze_block *slot, const htri_record *rec)
 {
     htri_model *m = ps->m;
-    if (ps->full) {
+    if (ps->full && !slot->inherited) {
         htri_site *s = &m->sites[slot->node];
         uint64_t life = rec->t - (rec->t >= slot->t_alloc ? slot->t_alloc : rec->t);
-        if (slot->serial && slot->tid == rec->tid) {
+        if (slot->tid == rec->tid) {
+            /* a temporary: freed by its thread before that thread allocated again */
             htri_thread_info *th = analyze_thread(ps, rec->tid, rec->t);
-            if (th && th->last_alloc_serial == slot->serial) {
+            if (th && th->has_alloc && th->last_alloc_no == slot->no) {
                 m->temporaries++;
                 s->temporaries++;
             }
         }
-        if (slot->serial && life < m->short_lived_ns) {
+        if (life < m->short_lived_ns) {
             m->short_lived++;
             s->short_lived++;
         }
     }
     ps->heap_live -= slot->size;
-    if (in_table)
-        analyze_remove(&ps->live, slot);
-}
-
-/* Forgets blocks set aside more than one tick ago: their free never came (lost by the agent,
- * e.g. a realloc of a block it never saw allocated). */
-static void analyze_purge_displaced(analyze_pass *ps, uint64_t t)
-{
-    size_t keep = 0;
-    for (size_t i = 0; i < ps->n_displaced; i++) {
-        if (ps->displaced_t[i] < t)
-            ps->heap_live -= ps->displaced[i].size;
-        else
-            ps->displaced[keep] = ps->displaced[i], ps->displaced_t[keep++] = ps->displaced_t[i];
-    }
-    ps->n_displaced = keep;
+    analyze_remove(&ps->live, slot);
 }
 
 static int analyze_event(analyze_pass *ps, const htri_record *rec)
@@ -590,16 +583,12 @@ static int analyze_event(analyze_pass *ps, const htri_record *rec)
     htri_model *m = ps->m;
     int full = ps->full;
     ps->n_events++;
-    if (htri_unlikely(ps->n_displaced))
-        analyze_purge_displaced(ps, rec->t);
     switch (rec->tag) {
     case HTRI_REC_ALLOC:
     case HTRI_REC_INHERIT: {
         uint32_t node = analyze_node_ok(ps, rec->node);
         int is_alloc = rec->tag == HTRI_REC_ALLOC;
-        analyze_block blk = { rec->addr, rec->size, rec->t, 0, node, rec->tid }, old;
-        if (is_alloc)
-            blk.serial = ++ps->serial;
+        analyze_block blk = { rec->ref, rec->size, rec->t, node, rec->ref_tid, 1, !is_alloc }, old;
         if (full) {
             htri_thread_info *th = analyze_thread(ps, rec->tid, rec->t);
             if (!th)
@@ -616,28 +605,18 @@ static int analyze_event(analyze_pass *ps, const htri_record *rec)
                 m->hist_bytes[b] += rec->size;
                 th->allocs++;
                 th->bytes += rec->size;
-                th->last_alloc_serial = blk.serial;
+                th->last_alloc_no = rec->ref;
+                th->has_alloc = 1;
             } else {
                 m->inherited_blocks++;
                 m->inherited_bytes += rec->size;
             }
         }
-        if (rec->addr == 0)   /* not a block the program can free; counted, not tracked */
-            break;
         int rc = analyze_insert(&ps->live, &blk, &old);
         if (rc < 0)
             return rc;
-        if (rc == 1) {
-            /* An address still live: either its free sits in another thread's frame at this
-             * same tick (the merge puts allocations first), or the free was lost. Keep the
-             * old block aside for this tick; analyze_purge_displaced forgets it after. */
-            if (ps->n_displaced < ANALYZE_MAX_DISPLACED) {
-                ps->displaced[ps->n_displaced] = old;
-                ps->displaced_t[ps->n_displaced++] = rec->t;
-            } else {
-                ps->heap_live -= old.size;
-            }
-        }
+        if (rc == 1)
+            ps->heap_live -= old.size;   /* a reference used twice (damage): the old is gone */
         ps->heap_live += rec->size;
         if (full) {
             if (ps->live.used > m->max_live_blocks)
@@ -656,22 +635,13 @@ static int analyze_event(analyze_pass *ps, const htri_record *rec)
             m->frees++;
             m->family_frees[rec->family & 7]++;
         }
-        for (size_t i = 0; i < ps->n_displaced; i++) {
-            if (ps->displaced[i].addr == rec->addr) {     /* the older block is the one freed */
-                analyze_block blk = ps->displaced[i];
-                ps->displaced[i] = ps->displaced[--ps->n_displaced];
-                ps->displaced_t[i] = ps->displaced_t[ps->n_displaced];
-                analyze_release(ps, &blk, rec, 0);
-                return 0;
-            }
-        }
-        analyze_block *slot = analyze_find(&ps->live, rec->addr);
+        analyze_block *slot = rec->ref_known ? analyze_find(&ps->live, rec->ref_tid, rec->ref) : NULL;
         if (!slot) {
             if (full)
                 m->unknown_frees++;
             break;
         }
-        analyze_release(ps, slot, rec, 1);
+        analyze_release(ps, slot, rec);
         break;
     }
     case HTRI_REC_MMAP:
@@ -793,7 +763,6 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
     ps.err_cap = err_cap;
     if ((rc = analyze_replay(r, &ps)) < 0)
         goto fail;
-    analyze_purge_displaced(&ps, UINT64_MAX);
     if (ps.in_check)
         m->n_leak_checks_incomplete++;     /* a cut trace: the check never finished */
     m->n_events = ps.n_events;
@@ -820,7 +789,7 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
         m->duration_ns = m->end_t;
     for (size_t i = 0; i < ps.live.cap; i++) {
         const analyze_block *b = &ps.live.slots[i];
-        if (b->addr) {
+        if (b->used) {
             m->sites[b->node].live_blocks++;
             m->sites[b->node].live_bytes += b->size;
         }
@@ -847,13 +816,11 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
         ps.full = 0;
         ps.n_events = 0;
         ps.heap_live = 0;
-        ps.serial = 0;
-        ps.n_displaced = 0;
         if ((rc = analyze_replay(r, &ps)) < 0)
             goto fail;
         for (size_t i = 0; i < ps.live.cap; i++) {
             const analyze_block *b = &ps.live.slots[i];
-            if (b->addr) {
+            if (b->used) {
                 m->sites[b->node].peak_blocks++;
                 m->sites[b->node].peak_bytes += b->size;
             }

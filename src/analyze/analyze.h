@@ -46,8 +46,9 @@ typedef struct htri_thread_info {
     uint64_t t_first, t_end;
     uint64_t allocs, bytes;
     uint8_t ended;
-    /* replay state for the "temporary" rule */
-    uint64_t last_alloc_serial;
+    /* replay state for the "temporary" rule: the number of its latest ALLOC, if any */
+    uint64_t last_alloc_no;
+    uint8_t has_alloc;
 } htri_thread_info;
 
 typedef struct htri_message {
@@ -85,7 +86,7 @@ typedef struct htri_model {
     uint64_t fork_parent_pid, fork_allocs, fork_frees, fork_bytes;
     uint64_t inherited_blocks, inherited_bytes;
     uint64_t failed_allocs, failed_bytes;
-    uint64_t unknown_frees;     /* frees of addresses not known live */
+    uint64_t unknown_frees;     /* frees of blocks not known live (or not in the trace) */
     uint64_t unknown_nodes;     /* events naming a stack node never defined */
     uint64_t family_allocs[8], family_frees[8];
 

@@ -22,8 +22,9 @@ enum {
     HTRI_E_TRUNCATED = -1001, /* the trace ends inside a frame */
     HTRI_E_CORRUPT   = -1002, /* a frame or record does not decode */
     HTRI_E_FOREIGN   = -1003, /* not a heaptrail trace (bad magic) */
-    HTRI_E_VERSION   = -1004, /* a trace version this build cannot read */
+    HTRI_E_VERSION   = -1004, /* a trace version this build cannot read (newer) */
     HTRI_E_FULL      = -1005, /* a fixed-capacity table is full */
+    HTRI_E_OLD_VERSION = -1006, /* an older trace format (version 1: addresses, not refs) */
 };
 
 /* Overflow-checked size arithmetic: return true on overflow. */

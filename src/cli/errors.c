@@ -42,6 +42,7 @@ const char *htri_cli_strerror(int err)
     case HTRI_E_CORRUPT: return "corrupt trace";
     case HTRI_E_FOREIGN: return "not a heaptrail trace";
     case HTRI_E_VERSION: return "a trace version this heaptrail cannot read";
+    case HTRI_E_OLD_VERSION: return "written by an older heaptrail (trace format 1; this one reads 2): record it again";
     case HTRI_E_FULL: return "a table is full";
     }
     return strerror(err < 0 ? -err : err);

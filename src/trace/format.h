@@ -1,4 +1,4 @@
-/* Private: the heaptrail trace format (.htr), version 1 — constants, header layouts and the
+/* Private: the heaptrail trace format (.htr), version 2 — constants, header layouts and the
  * helpers that encode/decode them. Specified for humans in docs/trace-format.md; the one
  * writer (agent side) and the one reader (CLI side) both build on this file. */
 #ifndef HTR_TRACE_FORMAT_H
@@ -9,7 +9,7 @@
 #include "base/varint.h"
 
 #define HTRI_TRACE_MAGIC "\x89HTRACE\n"    /* 8 bytes, PNG-style: catches text-mode damage */
-#define HTRI_TRACE_VERSION 1
+#define HTRI_TRACE_VERSION 2                /* 2: blocks named by reference, not address */
 #define HTRI_FILE_HEADER_SIZE 64
 #define HTRI_FRAME_MAGIC 0x46525448u       /* "HTRF" little-endian */
 #define HTRI_FRAME_HEADER_SIZE 48
@@ -69,19 +69,26 @@ typedef struct htri_frame_header {
  *   END           t how status peak_rss dropped_events allocs frees bytes
  *                                                           (how: HTRI_END_*; the agent's own
  *                                                            memcheck-style counters)
- * EVENTS records (dt = ns since the previous record of the frame, or since t_first for the
- * first, written as htri_dt_code(dt): whole 16,384 ns ticks or exact ns; addr_d = zigzag(addr - previous addr of the frame), previous starts at 0; every
- * record with an address, FREE_RECENT included, makes it the previous one):
- *   ALLOC+family      dt size node addr_d      (family: HTRI_FAM_*)
- *   INHERIT+family    dt size node addr_d      (forked child: block live at fork; not an alloc)
- *   FREE+ffamily      dt addr_d                (ffamily: HTRI_FFAM_*)
- *   FREE_RECENT+ffam  dt k                     (free of the frame's k-th most recent ALLOC or
- *                                               INHERIT address, k = 0 the latest; the ring
- *                                               holds the last HTRI_EV_RECENT = 16 and starts
- *                                               empty in every frame; k >= its fill is corrupt)
- *   MMAP              dt len node addr_d       (anonymous mappings, counted apart from heap)
- *   MUNMAP            dt len addr_d
+ * EVENTS frames (dt = time since the previous record of the frame, or since t_first for the
+ * first, written as htri_dt_code(dt): whole 16,384 ns ticks or exact ns) start with
+ *   first_no                                   (varint: the thread's number of the frame's
+ *                                               first ALLOC/INHERIT, see below)
+ * then the records:
+ *   ALLOC+family      dt size node             (family: HTRI_FAM_*; the block's number is the
+ *   INHERIT+family    dt size node              thread's next: first_no, first_no+1, ...;
+ *                                               INHERIT: forked child, block live at fork)
+ *   FREE+ffamily      dt ref                   (ffamily: HTRI_FFAM_*; ref names the block:
+ *                                               0: its allocation is not in the trace;
+ *                                               2d (d >= 1): this thread's block next_no - d;
+ *                                               2n+1 then zigzag(tid - frame tid): block n of
+ *                                               thread tid)
+ *   MMAP              dt len node addr_d       (anonymous mappings, counted apart from heap;
+ *   MUNMAP            dt len addr_d             addr_d = zigzag(addr - previous MMAP/MUNMAP
+ *                                               address of the frame), the first from 0)
  *   ALLOC_FAILED      dt size node family      (the allocator returned NULL)
+ * Each thread numbers its ALLOC and INHERIT records 0, 1, 2... over its whole life (a new
+ * thread that gets a dead thread's tid continues above every number used before), so
+ * (tid, number) names one block for the whole trace.
  * A realloc that succeeds is FREE+HTRI_FFAM_REALLOC of the old block then ALLOC+HTRI_FAM_REALLOC
  * with dt 0 (memcheck counts it as one free and one alloc); realloc(p, 0) is the FREE alone;
  * free(NULL) is not recorded. Tags 0x40-0x7f are reserved for leak and error records:
@@ -96,7 +103,7 @@ enum {
     HTRI_REC_INHERIT = 0x18,      /* + family, 0x18..0x1f */
     HTRI_REC_FREE = 0x20,         /* + free family, 0x20..0x27 */
     HTRI_REC_MMAP = 0x28, HTRI_REC_MUNMAP = 0x29, HTRI_REC_ALLOC_FAILED = 0x2a,
-    HTRI_REC_FREE_RECENT = 0x2b,  /* + free family, 0x2b..0x2e; 0x2f..0x3f unassigned */
+    /* 0x2b..0x3f unassigned (version 1's FREE_RECENT was 0x2b..0x2e) */
 };
 
 /* EVENTS `dt` code: a varint v; v even is v/2 ticks of 2^HTRI_DT_TICK_LOG2 ns (16,384 ns, the
@@ -116,8 +123,8 @@ static inline int htri_dt_decode(uint64_t v, uint64_t *dt)
     return 0;
 }
 
-/* FREE_RECENT's ring: an EVENTS frame's last 16 ALLOC/INHERIT addresses (format constant). */
-#define HTRI_EV_RECENT 16
+/* FREE's ref code (see above): 0 unknown, even = same-thread distance, odd = number + tid. */
+#define HTRI_REF_NONE 0u
 
 /* Allocation families: which function made a block (mismatch detection needs it). */
 enum { HTRI_FAM_MALLOC = 0, HTRI_FAM_CALLOC = 1, HTRI_FAM_REALLOC = 2, HTRI_FAM_MEMALIGN = 3,
@@ -176,13 +183,16 @@ static inline void htri_file_header_encode(const htri_file_header *h, uint8_t ou
     htri_put_u32(out + 60, htri_fnv1a32(out, 60));
 }
 
-/* Returns 0, HTRI_E_FOREIGN (bad magic) , HTRI_E_CORRUPT (checksum) or HTRI_E_VERSION. */
+/* Returns 0, HTRI_E_FOREIGN (bad magic) , HTRI_E_CORRUPT (checksum), HTRI_E_OLD_VERSION (an
+ * older major version) or HTRI_E_VERSION (a newer one, or a header size we do not know). */
 static inline int htri_file_header_decode(const uint8_t in[HTRI_FILE_HEADER_SIZE], htri_file_header *h)
 {
     if (memcmp(in, HTRI_TRACE_MAGIC, 8) != 0) return -1003;
     if (htri_get_u32(in + 60) != htri_fnv1a32(in, 60)) return -1002;
     h->version_major = htri_get_u16(in + 8);
     h->version_minor = htri_get_u16(in + 10);
+    if (h->version_major < HTRI_TRACE_VERSION && htri_get_u32(in + 12) == HTRI_FILE_HEADER_SIZE)
+        return -1006;
     if (h->version_major != HTRI_TRACE_VERSION || htri_get_u32(in + 12) != HTRI_FILE_HEADER_SIZE)
         return -1004;
     h->pid = htri_get_u32(in + 16);

@@ -25,9 +25,8 @@ typedef struct reader_cursor {
     uint8_t *raw;
     const uint8_t *p, *end;
     uint32_t left;        /* records not yet decoded */
-    uint64_t t, addr;     /* running time and address of the delta encoding */
-    uint32_t n_recent;    /* ALLOC/INHERIT records so far: FREE_RECENT's ring fill */
-    uint64_t recent[HTRI_EV_RECENT];   /* slot n % HTRI_EV_RECENT: the n-th one's address */
+    uint64_t t, addr;     /* running time and MMAP/MUNMAP address of the delta encoding */
+    uint64_t next_no;     /* the thread's number for the frame's next ALLOC/INHERIT */
     htri_record head;
 } reader_cursor;
 
@@ -411,35 +410,46 @@ static int reader_next_event(htri_reader *r, reader_cursor *c)
     rec->family = 0;
     rec->size = rec->node = 0;
     uint8_t tag = *p++;
-    uint64_t dt, addr_d = 0;
+    uint64_t dt, addr_d;
     rec->tid = h->tid;
     GET(dt);
     if (htri_dt_decode(dt, &dt) != 0) { why = "record time past the frame's last time"; goto bad; }
-    if (tag >= HTRI_REC_ALLOC && tag < HTRI_REC_ALLOC + HTRI_FAM_COUNT) {
-        rec->tag = HTRI_REC_ALLOC; rec->family = tag - HTRI_REC_ALLOC;
-        GET(rec->size); GET(rec->node); GET(addr_d);
-    } else if (tag >= HTRI_REC_INHERIT && tag < HTRI_REC_INHERIT + HTRI_FAM_COUNT) {
-        rec->tag = HTRI_REC_INHERIT; rec->family = tag - HTRI_REC_INHERIT;
-        GET(rec->size); GET(rec->node); GET(addr_d);
+    if (tag >= HTRI_REC_ALLOC && tag < HTRI_REC_INHERIT + HTRI_FAM_COUNT &&
+        (tag & 7) < HTRI_FAM_COUNT) {
+        rec->tag = tag < HTRI_REC_INHERIT ? HTRI_REC_ALLOC : HTRI_REC_INHERIT;
+        rec->family = tag & 7;
+        GET(rec->size); GET(rec->node);
+        if (c->next_no == UINT64_MAX) { why = "too many allocations in one thread"; goto bad; }
+        rec->ref_tid = h->tid;
+        rec->ref = c->next_no++;
+        rec->ref_known = 1;
     } else if (tag >= HTRI_REC_FREE && tag < HTRI_REC_FREE + HTRI_FFAM_COUNT) {
+        uint64_t code;
         rec->tag = HTRI_REC_FREE; rec->family = tag - HTRI_REC_FREE;
-        GET(addr_d);
-    } else if (tag >= HTRI_REC_FREE_RECENT && tag < HTRI_REC_FREE_RECENT + HTRI_FFAM_COUNT) {
-        uint64_t k;
-        rec->tag = HTRI_REC_FREE; rec->family = tag - HTRI_REC_FREE_RECENT;
-        GET(k);
-        if (k >= c->n_recent || k >= HTRI_EV_RECENT) {
-            why = "free of a recent allocation beyond the ring";
-            goto bad;
+        GET(code);
+        rec->ref_known = code != HTRI_REF_NONE;
+        rec->ref_tid = h->tid;
+        rec->ref = 0;
+        if (!(code & 1)) {
+            /* this thread's block, code/2 allocations back from the next */
+            if ((code >> 1) > c->next_no) { why = "free of an allocation before the thread's first"; goto bad; }
+            rec->ref = c->next_no - (code >> 1);
+        } else {
+            uint64_t tid_d;
+            GET(tid_d);
+            int64_t tid = (int64_t)h->tid + htri_unzigzag(tid_d);
+            if (tid < 0 || tid > (int64_t)UINT32_MAX) { why = "free names a bad thread id"; goto bad; }
+            rec->ref_tid = (uint32_t)tid;
+            rec->ref = code >> 1;
         }
-        /* addr_d relative to the running address lands exactly on the ring's address */
-        addr_d = htri_zigzag((int64_t)(c->recent[(c->n_recent - 1 - k) % HTRI_EV_RECENT] - c->addr));
     } else if (tag == HTRI_REC_MMAP) {
         rec->tag = tag;
         GET(rec->size); GET(rec->node); GET(addr_d);
+        c->addr += (uint64_t)htri_unzigzag(addr_d);
     } else if (tag == HTRI_REC_MUNMAP) {
         rec->tag = tag;
         GET(rec->size); GET(addr_d);
+        c->addr += (uint64_t)htri_unzigzag(addr_d);
     } else if (tag == HTRI_REC_ALLOC_FAILED) {
         uint64_t fam;
         rec->tag = tag;
@@ -455,10 +465,7 @@ static int reader_next_event(htri_reader *r, reader_cursor *c)
         goto bad;
     }
     rec->t = c->t;
-    c->addr += (uint64_t)htri_unzigzag(addr_d);
-    rec->addr = c->addr;
-    if (tag < HTRI_REC_FREE)
-        c->recent[c->n_recent++ % HTRI_EV_RECENT] = c->addr;
+    rec->addr = c->addr;     /* meaningful for MMAP/MUNMAP only */
     c->p = p;
     c->left--;
     return 1;
@@ -470,10 +477,10 @@ bad:
 
 /* Merge order: time, then heap allocations before heap frees, then file order. Times are
  * quantised by the agent (docs/trace-format.md), so threads often tie. A block allocated by
- * one thread and freed by another within one tick must meet its allocation first; a block
- * freed by one thread and its address reused by another in the same tick then briefly
- * collides, which the analysis resolves (an address live twice: the older block is the one
- * freed). Anonymous mappings keep unmaps first: the mapping analysis has no such rule. */
+ * one thread and freed by another within one tick must meet its allocation first; blocks are
+ * named by reference, not address, so putting allocations first never confuses two blocks.
+ * Anonymous mappings keep unmaps first (addresses): a range unmapped and mapped again by two
+ * threads in one tick must not overlap itself. */
 static int reader_rank(uint8_t tag)
 {
     if (tag == HTRI_REC_FREE || tag == HTRI_REC_MMAP)
@@ -583,6 +590,12 @@ int htri_reader_replay(htri_reader *r, htri_record_fn fn, void *ctx)
             }
             c->p = c->raw;
             c->end = c->raw + r->frames[ix].h.raw_size;
+            /* every EVENTS frame opens with its thread's first allocation number */
+            if (htri_varint_get(&c->p, c->end, &c->next_no) != 0) {
+                reader_cursor_free(c);
+                rc = reader_fail(r, ix, "EVENTS frame without its first allocation number");
+                goto out;
+            }
             rc = reader_next_event(r, c);
             if (rc <= 0) {
                 reader_cursor_free(c);

@@ -12,8 +12,10 @@
 typedef struct htri_reader htri_reader;
 
 /* One decoded record, as the replay delivers it. `tag` is the base tag (HTRI_REC_ALLOC for
- * every ALLOC family, HTRI_REC_FREE for every free family, FREE_RECENT included, with its
- * address resolved...) and `family` the offset.
+ * every ALLOC family, HTRI_REC_FREE for every free family...) and `family` the offset. Heap
+ * blocks have no address in the trace: (ref_tid, ref) names one, the ALLOC/INHERIT record's
+ * thread and number (docs/trace-format.md); a FREE names it the same way, resolved, or has
+ * ref_known 0 when its allocation is not in the trace.
  * Times `t` are absolute ns since the trace's start for every kind. A NODES record is
  * delivered once per node (node, parent, pc). Strings point into the reader's frame buffer
  * and are valid only during the callback; they are NOT NUL-terminated (use the _len).
@@ -28,8 +30,8 @@ typedef struct htri_reader htri_reader;
  *   FORK_BASE     t, status (parent pid), allocs, frees, bytes
  *   MESSAGE       t, status (level), str_a (text)
  *   END           t, how, status, peak_rss, dropped, allocs, frees, bytes
- *   ALLOC/INHERIT family, tid, t, size, node, addr
- *   FREE          family, tid, t, addr
+ *   ALLOC/INHERIT family, tid, t, size, node, ref_tid (= tid), ref, ref_known (1)
+ *   FREE          family, tid, t, ref_known, ref_tid, ref
  *   MMAP          tid, t, size (len), node, addr     MUNMAP tid, t, size (len), addr
  *   ALLOC_FAILED  tid, t, size, node, family
  *   0x40..0x7f    str_a (the body of a leak or misuse record, see leak_record.h) */
@@ -38,6 +40,9 @@ typedef struct htri_record {
     uint32_t tid;
     uint64_t t;
     uint64_t size, node, addr;
+    uint64_t ref;           /* heap block number within thread ref_tid */
+    uint32_t ref_tid;
+    uint8_t ref_known;
     uint64_t id, parent, pc, bias, start, end;
     uint64_t how, status, peak_rss, dropped, allocs, frees, bytes;
     const char *str_a, *str_b;
@@ -74,7 +79,8 @@ size_t htri_reader_max_open(const htri_reader *r);
 
 /* Replays every indexed frame through fn. A META frame is delivered before any EVENTS frame
  * that follows it in the file is opened; EVENTS records are delivered in timestamp order
- * (frees and munmaps first at equal times, then frame order). May be called again to
+ * (heap allocations before heap frees at equal times, so a free another thread made in the
+ * same tick meets its block; then frame order). May be called again to
  * replay from the start. Returns 0, fn's positive stop value, fn's error, or
  * HTRI_E_CORRUPT / -ENOMEM / -EIO; on HTRI_E_CORRUPT, htri_reader_error() says where. */
 int htri_reader_replay(htri_reader *r, htri_record_fn fn, void *ctx);

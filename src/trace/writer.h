@@ -5,6 +5,7 @@
 #define HTR_TRACE_WRITER_H
 #include <stddef.h>
 #include <stdint.h>
+#include "base/common.h"
 #include "base/varint.h"
 #include "trace/format.h"
 
@@ -72,84 +73,76 @@ int htri_rec_end(htri_recbuf *b, uint64_t t, uint32_t how, uint64_t status, uint
 /* A raw record (tag + already-encoded body), e.g. leak/error records 0x40..0x7f. */
 int htri_rec_raw(htri_recbuf *b, uint8_t tag, const void *body, size_t len, uint64_t t);
 
-/* EVENTS encoding state for one frame: previous time and address, per the spec, and the
- * ring of the frame's last HTRI_EV_RECENT allocation addresses that FREE_RECENT refers to.
- * A frame starts with addr_prev = 0 (htri_evstate_reset, or a caller that sets t_prev and
- * addr_prev itself): no record of a frame has address 0, so addr_prev == 0 means "nothing
- * addressed yet in this frame" and the encoders empty the ring then. The reader mirrors it.
- *
- *   recent[HTRI_EV_RECENT]: the n-th ALLOC/INHERIT address of the frame (n from 0) goes to
- *   slot ~n % HTRI_EV_RECENT, downwards, so the k-th most recent (k = 0 the latest) is at
- *   (newest + k) % HTRI_EV_RECENT, for k < n_recent; other slots hold stale addresses. */
-typedef uint32_t htri_ev_v4 __attribute__((vector_size(16)));
+/* EVENTS encoding state for one frame: the previous time, the thread's number for its next
+ * ALLOC/INHERIT record (blocks are named by (tid, number), docs/trace-format.md), and the
+ * previous MMAP/MUNMAP address. htri_ev_put_start begins every frame. */
 typedef struct htri_evstate {
     uint64_t t_prev;
-    uintptr_t addr_prev;
-    uint32_t n_recent;                    /* allocations pushed since the frame started */
-    uintptr_t recent[HTRI_EV_RECENT];
-    htri_ev_v4 recent_lo[HTRI_EV_RECENT / 4];  /* low 32 bits of recent[], same slots */
+    uint64_t next_no;       /* number of the thread's next ALLOC/INHERIT */
+    uintptr_t addr_prev;    /* MMAP/MUNMAP delta base, 0 at the frame's start */
+    uint32_t tid;           /* the frame's thread */
 } htri_evstate;
 
-/* Starts a frame whose first record is at or after t_first. */
-static inline void htri_evstate_reset(htri_evstate *s, uint64_t t_first)
+/* Worst case of one EVENTS record: tag + four varints; and of a frame's first_no prefix. */
+#define HTRI_EVENT_MAX 41
+#define HTRI_EV_START_MAX HTRI_VARINT_MAX
+
+/* Starts a frame of thread tid whose first record is at or after t_first and whose first
+ * ALLOC/INHERIT will be the thread's number next_no: writes the first_no prefix at p and
+ * returns the new end. */
+static inline uint8_t *htri_ev_put_start(uint8_t *p, htri_evstate *s, uint32_t tid,
+                                         uint64_t t_first, uint64_t next_no)
 {
     s->t_prev = t_first;
+    s->next_no = next_no;
     s->addr_prev = 0;
-    s->n_recent = 0;
+    s->tid = tid;
+    return htri_varint_put(p, next_no);
 }
 
-/* Worst case of one EVENTS record: tag + four varints. */
-#define HTRI_EVENT_MAX 41
-
-/* Appends ALLOC/INHERIT/MMAP-shaped (tag dt size node addr_d) at p; returns the new end.
- * ALLOC and INHERIT addresses enter the ring of recent allocations. */
-static inline uint8_t *htri_ev_put_block(uint8_t *p, htri_evstate *s, uint8_t tag, uint64_t t,
-                                         uint64_t size, uint32_t node, uintptr_t addr)
+/* ALLOC/INHERIT (tag dt size node): the block gets the thread's next number, s->next_no
+ * before the call. */
+static inline uint8_t *htri_ev_put_alloc(uint8_t *p, htri_evstate *s, uint8_t tag, uint64_t t,
+                                         uint64_t size, uint32_t node)
 {
-    if (s->addr_prev == 0)
-        s->n_recent = 0;
     *p++ = tag;
     p = htri_varint_put(p, htri_dt_code(t - s->t_prev));
     p = htri_varint_put(p, size);
     p = htri_varint_put(p, node);
-    p = htri_varint_put(p, htri_zigzag((int64_t)(addr - s->addr_prev)));
     s->t_prev = t;
-    s->addr_prev = addr;
-    if (tag < HTRI_REC_FREE) {
-        uint32_t slot = ~s->n_recent++ % HTRI_EV_RECENT;
-        s->recent[slot] = addr;
-        s->recent_lo[slot / 4][slot % 4] = (uint32_t)addr;
-    }
+    s->next_no++;
     return p;
 }
-/* FREE-shaped: tag is HTRI_REC_FREE + free family. A block among the frame's last
- * HTRI_EV_RECENT allocations becomes FREE_RECENT (tag+0x0b dt k), any other the plain
- * FREE (tag dt addr_d). Most frees in real programs release a block allocated a few
- * records earlier: k is a small number that repeats, where addr_d is noise to zstd. */
+
+/* FREE-shaped (tag dt ref): tag is HTRI_REC_FREE + free family; the block is number `no` of
+ * thread `tid`, or unknown when known == 0 (its allocation is not in the trace). A block of
+ * this thread is named by how many allocations ago it was made: small, repeating numbers
+ * for short-lived blocks, where an address would be noise to zstd. */
 static inline uint8_t *htri_ev_put_free(uint8_t *p, htri_evstate *s, uint8_t tag, uint64_t t,
-                                        uintptr_t addr)
+                                        int known, uint32_t tid, uint64_t no)
 {
-    if (s->addr_prev == 0)
-        s->n_recent = 0;
-    /* a miss (a long-lived block) is the slow case: rule it out with the low 32 bits of
-     * all 16 slots in four vector compares, stale slots included (k < n_recent drops them) */
-    uint32_t k = HTRI_EV_RECENT, newest = ~(s->n_recent - 1);
-    htri_ev_v4 lo = { (uint32_t)addr, (uint32_t)addr, (uint32_t)addr, (uint32_t)addr };
-    htri_ev_v4 any = (s->recent_lo[0] == lo) | (s->recent_lo[1] == lo) |
-                     (s->recent_lo[2] == lo) | (s->recent_lo[3] == lo);
-    if (any[0] | any[1] | any[2] | any[3]) {
-        for (uint32_t j = 0; j < HTRI_EV_RECENT; j++)
-            if (s->recent[(newest + j) % HTRI_EV_RECENT] == addr) { k = j; break; }
-    }
-    if (k < s->n_recent && k < HTRI_EV_RECENT) {   /* slots at k >= n_recent are stale */
-        *p++ = (uint8_t)(tag - HTRI_REC_FREE + HTRI_REC_FREE_RECENT);
-        p = htri_varint_put(p, htri_dt_code(t - s->t_prev));
-        *p++ = (uint8_t)k;             /* a varint below 128 is its own byte */
-    } else {
-        *p++ = tag;
-        p = htri_varint_put(p, htri_dt_code(t - s->t_prev));
-        p = htri_varint_put(p, htri_zigzag((int64_t)(addr - s->addr_prev)));
-    }
+    *p++ = tag;
+    p = htri_varint_put(p, htri_dt_code(t - s->t_prev));
+    s->t_prev = t;
+    if (!known)
+        return htri_varint_put(p, HTRI_REF_NONE);
+    if (htri_likely(tid == s->tid && no < s->next_no && (s->next_no - no) < (1ull << 62)))
+        return htri_varint_put(p, (s->next_no - no) << 1);
+    if (no >= (1ull << 63))
+        return htri_varint_put(p, HTRI_REF_NONE);   /* not expressible: never from the agent */
+    p = htri_varint_put(p, no << 1 | 1);
+    return htri_varint_put(p, htri_zigzag((int64_t)tid - (int64_t)s->tid));
+}
+
+/* MMAP (tag dt len node addr_d) and MUNMAP (tag dt len addr_d). */
+static inline uint8_t *htri_ev_put_mmap(uint8_t *p, htri_evstate *s, uint64_t t, uint64_t len,
+                                        uint32_t node, uintptr_t addr)
+{
+    *p++ = HTRI_REC_MMAP;
+    p = htri_varint_put(p, htri_dt_code(t - s->t_prev));
+    p = htri_varint_put(p, len);
+    p = htri_varint_put(p, node);
+    p = htri_varint_put(p, htri_zigzag((int64_t)(addr - s->addr_prev)));
     s->t_prev = t;
     s->addr_prev = addr;
     return p;
@@ -157,8 +150,6 @@ static inline uint8_t *htri_ev_put_free(uint8_t *p, htri_evstate *s, uint8_t tag
 static inline uint8_t *htri_ev_put_munmap(uint8_t *p, htri_evstate *s, uint64_t t, uint64_t len,
                                           uintptr_t addr)
 {
-    if (s->addr_prev == 0)
-        s->n_recent = 0;
     *p++ = HTRI_REC_MUNMAP;
     p = htri_varint_put(p, htri_dt_code(t - s->t_prev));
     p = htri_varint_put(p, len);

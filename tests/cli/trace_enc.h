@@ -21,8 +21,13 @@ typedef struct enc {
     uint32_t n_rec, tid, seq;
     uint8_t kind;
     uint64_t t_first, t_last, t_prev, addr_prev;
-    uint64_t recent[HTRI_EV_RECENT];   /* FREE_RECENT's ring: slot n % 16 of n allocations */
-    uint32_t n_recent;
+    /* block references (docs/trace-format.md): tests name blocks by made-up addresses, the
+     * encoder keeps each thread's next number and which (tid, number) each live address is */
+    struct { uint32_t tid; uint64_t next_no; } threads[64];
+    size_t n_threads;
+    uint64_t *next_no;                 /* of the frame's thread */
+    struct { uint64_t addr, no; uint32_t tid; } live[4096];
+    size_t n_live;
 } enc;
 
 static inline void enc_append(enc *e, const void *p, size_t n)
@@ -39,13 +44,28 @@ static inline void enc_append(enc *e, const void *p, size_t n)
 static inline void enc_file(enc *e, uint32_t pid, uint32_t flags)
 {
     memset(e, 0, sizeof *e);
-    htri_file_header h = { 1, 0, pid, 1, 1700000000000000000ull, 5000000000ull, flags };
+    htri_file_header h = { HTRI_TRACE_VERSION, 0, pid, 1, 1700000000000000000ull, 5000000000ull, flags };
     uint8_t b[HTRI_FILE_HEADER_SIZE];
     htri_file_header_encode(&h, b);
     enc_append(e, b, sizeof b);
 }
 
-static inline void enc_begin(enc *e, uint8_t kind, uint32_t tid, uint64_t t_first)
+static inline void enc_u(enc *e, uint64_t v) { e->raw_len = (size_t)(htri_varint_put(e->raw + e->raw_len, v) - e->raw); }
+
+static inline uint64_t *enc_thread_no(enc *e, uint32_t tid)
+{
+    for (size_t i = 0; i < e->n_threads; i++)
+        if (e->threads[i].tid == tid)
+            return &e->threads[i].next_no;
+    if (e->n_threads == 64) abort();
+    e->threads[e->n_threads].tid = tid;
+    e->threads[e->n_threads].next_no = 0;
+    return &e->threads[e->n_threads++].next_no;
+}
+
+/* An EVENTS frame opens with its thread's first allocation number (the thread's count so
+ * far); enc_begin_no writes another one, for tests of damaged or hand-made numbering. */
+static inline void enc_begin_no(enc *e, uint8_t kind, uint32_t tid, uint64_t t_first, uint64_t first_no)
 {
     e->kind = kind;
     e->tid = tid;
@@ -53,10 +73,16 @@ static inline void enc_begin(enc *e, uint8_t kind, uint32_t tid, uint64_t t_firs
     e->n_rec = 0;
     e->t_first = e->t_last = e->t_prev = t_first;
     e->addr_prev = 0;
-    e->n_recent = 0;
+    if (kind == HTRI_FRAME_EVENTS) {
+        e->next_no = enc_thread_no(e, tid);
+        *e->next_no = first_no;
+        enc_u(e, first_no);
+    }
 }
-
-static inline void enc_u(enc *e, uint64_t v) { e->raw_len = (size_t)(htri_varint_put(e->raw + e->raw_len, v) - e->raw); }
+static inline void enc_begin(enc *e, uint8_t kind, uint32_t tid, uint64_t t_first)
+{
+    enc_begin_no(e, kind, tid, t_first, kind == HTRI_FRAME_EVENTS ? *enc_thread_no(e, tid) : 0);
+}
 static inline void enc_tag(enc *e, uint8_t tag) { e->raw[e->raw_len++] = tag; e->n_rec++; }
 static inline void enc_bytes(enc *e, const void *s, size_t n)
 {
@@ -159,28 +185,60 @@ static inline void enc_dt(enc *e, uint64_t t)
     e->t_prev = e->t_last = t;
 }
 static inline void enc_addr(enc *e, uint64_t a) { enc_u(e, htri_zigzag((int64_t)(a - e->addr_prev))); e->addr_prev = a; }
-static inline void enc_recent_push(enc *e, uint64_t a) { e->recent[e->n_recent++ % HTRI_EV_RECENT] = a; }
+/* The block at test address addr gets the frame thread's next number (an address already
+ * live is taken over: the older block can then only be freed by reference). */
+static inline void enc_block_at(enc *e, uint64_t addr)
+{
+    size_t i;
+    for (i = 0; i < e->n_live && e->live[i].addr != addr; i++)
+        ;
+    if (i == e->n_live) {
+        if (e->n_live == 4096) abort();
+        e->n_live++;
+    }
+    e->live[i].addr = addr;
+    e->live[i].tid = e->tid;
+    e->live[i].no = (*e->next_no)++;
+}
 static inline void enc_alloc(enc *e, int fam, uint64_t t, uint64_t size, uint64_t node, uint64_t addr)
 {
-    enc_tag(e, (uint8_t)(HTRI_REC_ALLOC + fam)); enc_dt(e, t); enc_u(e, size); enc_u(e, node); enc_addr(e, addr);
-    enc_recent_push(e, addr);
+    enc_tag(e, (uint8_t)(HTRI_REC_ALLOC + fam)); enc_dt(e, t); enc_u(e, size); enc_u(e, node);
+    enc_block_at(e, addr);
 }
 static inline void enc_inherit(enc *e, uint64_t t, uint64_t size, uint64_t node, uint64_t addr)
 {
-    enc_tag(e, HTRI_REC_INHERIT); enc_dt(e, t); enc_u(e, size); enc_u(e, node); enc_addr(e, addr);
-    enc_recent_push(e, addr);
+    enc_tag(e, HTRI_REC_INHERIT); enc_dt(e, t); enc_u(e, size); enc_u(e, node);
+    enc_block_at(e, addr);
 }
-/* FREE_RECENT: the free of the frame's k-th most recent allocation (k = 0 the latest). k is
- * written as given, so tests can also make a k beyond the ring's fill (corrupt). */
-static inline void enc_free_recent(enc *e, int ffam, uint64_t t, uint64_t k)
+/* FREE with the ref code written as given: 0 unknown, 2d this thread's block d back, 2n+1
+ * block n of thread frame tid + tid_delta (any values: tests make damaged ones too). */
+static inline void enc_free_code(enc *e, int ffam, uint64_t t, uint64_t code, int64_t tid_delta)
 {
-    enc_tag(e, (uint8_t)(HTRI_REC_FREE_RECENT + ffam)); enc_dt(e, t); enc_u(e, k);
-    if (k < e->n_recent && k < HTRI_EV_RECENT)
-        e->addr_prev = e->recent[(e->n_recent - 1 - k) % HTRI_EV_RECENT];
+    enc_tag(e, (uint8_t)(HTRI_REC_FREE + ffam)); enc_dt(e, t); enc_u(e, code);
+    if (code & 1)
+        enc_u(e, htri_zigzag(tid_delta));
 }
+/* FREE of (tid, no), encoded as the agent does: by distance when it is this thread's. */
+static inline void enc_free_ref(enc *e, int ffam, uint64_t t, uint32_t tid, uint64_t no)
+{
+    if (tid == e->tid && no < *e->next_no)
+        enc_free_code(e, ffam, t, (*e->next_no - no) << 1, 0);
+    else
+        enc_free_code(e, ffam, t, no << 1 | 1, (int64_t)tid - (int64_t)e->tid);
+}
+/* FREE of the live block at test address addr; one never allocated is a FREE of ref 0. */
 static inline void enc_free(enc *e, int ffam, uint64_t t, uint64_t addr)
 {
-    enc_tag(e, (uint8_t)(HTRI_REC_FREE + ffam)); enc_dt(e, t); enc_addr(e, addr);
+    for (size_t i = 0; i < e->n_live; i++) {
+        if (e->live[i].addr == addr) {
+            uint32_t tid = e->live[i].tid;
+            uint64_t no = e->live[i].no;
+            e->live[i] = e->live[--e->n_live];
+            enc_free_ref(e, ffam, t, tid, no);
+            return;
+        }
+    }
+    enc_free_code(e, ffam, t, 0, 0);
 }
 static inline void enc_mmap(enc *e, uint64_t t, uint64_t len, uint64_t node, uint64_t addr)
 {

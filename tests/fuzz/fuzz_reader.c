@@ -35,7 +35,7 @@ static void fuzz_structured(const uint8_t *p, size_t size)
     uint8_t *out = malloc(cap);
     if (!out)
         return;
-    htri_file_header fh = { 1, 0, 1, 0, 0, 0, 0 };
+    htri_file_header fh = { HTRI_TRACE_VERSION, 0, 1, 0, 0, 0, 0 };
     htri_file_header_encode(&fh, out);
     len = HTRI_FILE_HEADER_SIZE;
     uint32_t seq = 0;

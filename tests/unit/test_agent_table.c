@@ -14,7 +14,7 @@ static void *table_worker(void *arg)
     uintptr_t base = (uintptr_t)arg;
     for (int round = 0; round < 3; round++) {
         for (uintptr_t i = 0; i < 50000; i++) {
-            htri_block b = { base + i * 16, i, (uint32_t)i, 0, 0, 0 };
+            htri_block b = { base + i * 16, i, (uint32_t)i, 0, 0, 0, 0 };
             if (htri_table_insert(&b) != 0)
                 return (void *)1;
         }
@@ -25,6 +25,12 @@ static void *table_worker(void *arg)
         }
     }
     return NULL;
+}
+
+static int renumber_cb(void *user, htri_block *b)
+{
+    b->ref = ((const htri_block *)user)->ref;
+    return 0;
 }
 
 static int count_cb(void *user, const htri_block *b)
@@ -40,18 +46,24 @@ int main(void)
     CHECK(htri_table_init() == 0);  /* twice is fine */
     CHECK_EQ_U(htri_table_count(), 0);
 
-    htri_block b = { 0x1000, 24, 7, 4, 0, 0 }, out;
+    htri_block b = { 0x1000, 24, 7, 4, 0, 0, HTRI_BLOCK_REF(4194303, HTRI_BLOCK_NO_MASK) }, out;
     CHECK(htri_table_insert(&b) == 0);
     CHECK(htri_table_find(0x1000, &out) == 0);
     CHECK_EQ_U(out.size, 24);
     CHECK_EQ_U(out.node, 7);
     CHECK_EQ_U(out.family, 4);
+    /* the block's trace reference survives the table, the largest tid and number included */
+    CHECK_EQ_U(HTRI_BLOCK_REF_TID(out.ref), 4194303);
+    CHECK_EQ_U(HTRI_BLOCK_REF_NO(out.ref), HTRI_BLOCK_NO_MASK);
     b.size = 40;
     CHECK(htri_table_insert(&b) == 1);            /* same address: replaced */
     CHECK_EQ_U(htri_table_count(), 1);
     CHECK_EQ_U(htri_table_bytes(), 40);
+    b.ref = HTRI_BLOCK_REF(12, 34);
+    CHECK(htri_table_foreach_mut(renumber_cb, &b) == 1);   /* a forked child renumbers */
     CHECK(htri_table_remove(0x1000, &out) == 0);
     CHECK_EQ_U(out.size, 40);
+    CHECK_EQ_U(out.ref, HTRI_BLOCK_REF(12, 34));
     CHECK(htri_table_remove(0x1000, &out) == -ENOENT);
     CHECK(htri_table_find(0x1000, &out) == -ENOENT);
     CHECK(htri_table_remove(0, NULL) == -ENOENT);
@@ -61,7 +73,7 @@ int main(void)
      * rest reachable (backward shift must not break probe chains). */
     uint64_t bytes = 0;
     for (uintptr_t i = 1; i <= N_BLOCKS; i++) {
-        htri_block nb = { i * 16, i % 1000, (uint32_t)i, 0, 0, 0 };
+        htri_block nb = { i * 16, i % 1000, (uint32_t)i, 0, 0, 0, 0 };
         CHECK(htri_table_insert(&nb) == 0);
         bytes += i % 1000;
     }
@@ -97,7 +109,7 @@ int main(void)
 
     /* Collisions: addresses a power-of-two stride apart stress one shard's chains. */
     for (uintptr_t i = 1; i <= 5000; i++) {
-        htri_block cb = { i << 20, 1, 0, 0, 0, 0 };
+        htri_block cb = { i << 20, 1, 0, 0, 0, 0, 0 };
         CHECK(htri_table_insert(&cb) == 0);
     }
     for (uintptr_t i = 1; i <= 5000; i += 3)

@@ -173,11 +173,12 @@ static void test_peak_exact(void)
     free(e.buf);
 }
 
-/* Two threads tie at one quantised time. Case 1: thread 2 frees the block thread 1 allocated
- * in that same tick (the allocation is replayed first). Case 2: thread 2 frees an old block
- * and thread 1 gets its address again in that tick: the address is briefly live twice and
- * the free must end the older block, leaving the new one live. Case 3: a free that was lost
- * (the address is allocated again a tick later) is forgotten after one tick. */
+/* Two threads tie at one quantised time. Case 1: thread 2 frees the block thread 1
+ * allocated in that same tick (the merge replays allocations first, so the free meets its
+ * block). Case 2: thread 2 frees an old block and thread 1 gets its address again in that
+ * tick: blocks are named by reference, so the free ends thread 2's block whatever the order
+ * and the new one stays live. Case 3: one address allocated twice without a free between
+ * (a free the agent never saw) is two blocks, both live: no rule forgets either. */
 static void test_same_tick(void)
 {
     enc e;
@@ -187,13 +188,13 @@ static void test_same_tick(void)
     enc_node(&e, 2, 0, 0x20);
     enc_end(&e);
     enc_begin(&e, HTRI_FRAME_EVENTS, 2, 0);
-    enc_alloc(&e, 0, 0, 64, 2, 0x5000);          /* old block of case 2 */
-    enc_free(&e, 0, 16384, 0x1000);              /* case 1: frees thread 1's block */
+    enc_alloc(&e, 0, 0, 64, 2, 0x5000);          /* old block of case 2: thread 2's number 0 */
+    enc_free_ref(&e, 0, 16384, 1, 0);            /* case 1: frees thread 1's block 0 */
     enc_free(&e, 0, 16384, 0x5000);              /* case 2: frees the old block */
     enc_end(&e);
     enc_begin(&e, HTRI_FRAME_EVENTS, 1, 16384);
-    enc_alloc(&e, 0, 16384, 100, 1, 0x1000);     /* case 1 */
-    enc_alloc(&e, 0, 16384, 300, 1, 0x5000);     /* case 2: the address again, still live */
+    enc_alloc(&e, 0, 16384, 100, 1, 0x1000);     /* case 1: thread 1's number 0 */
+    enc_alloc(&e, 0, 16384, 300, 1, 0x5000);     /* case 2: the address again */
     enc_alloc(&e, 0, 16384, 7, 1, 0x9000);       /* case 3: its free is lost ... */
     enc_alloc(&e, 0, 32768, 9, 1, 0x9000);       /* ... and the address comes back */
     enc_end(&e);
@@ -203,10 +204,42 @@ static void test_same_tick(void)
         CHECK_EQ_U(m->allocs, 5);
         CHECK_EQ_U(m->frees, 2);
         CHECK_EQ_U(m->unknown_frees, 0);
-        CHECK_EQ_U(m->live_blocks, 2);           /* 300 bytes at 0x5000, 9 at 0x9000 */
-        CHECK_EQ_U(m->live_bytes, 309);
-        CHECK_EQ_U(m->sites[1].live_bytes, 309);
+        CHECK_EQ_U(m->live_blocks, 3);           /* 300 at 0x5000, 7 and 9 at 0x9000 */
+        CHECK_EQ_U(m->live_bytes, 316);
+        CHECK_EQ_U(m->sites[1].live_bytes, 316);
         CHECK_EQ_U(m->sites[2].live_bytes, 0);
+        CHECK_EQ_U(m->peak_bytes, 471);          /* 64 + 100 + 300 + 7: the tick's allocations first */
+        CHECK_EQ_U(m->temporaries, 1);           /* thread 2's block: its last allocation */
+        htri_model_free(m);
+    }
+    free(e.buf);
+
+    /* the same events with the frames in the other file order: the same model */
+    enc_file(&e, 1, 0);
+    enc_begin(&e, HTRI_FRAME_META, 0, 0);
+    enc_node(&e, 1, 0, 0x10);
+    enc_node(&e, 2, 0, 0x20);
+    enc_end(&e);
+    enc_begin(&e, HTRI_FRAME_EVENTS, 1, 16384);
+    enc_alloc(&e, 0, 16384, 100, 1, 0x1000);
+    enc_alloc(&e, 0, 16384, 300, 1, 0x5001);
+    enc_alloc(&e, 0, 16384, 7, 1, 0x9000);
+    enc_alloc(&e, 0, 32768, 9, 1, 0x9001);
+    enc_end(&e);
+    enc_begin(&e, HTRI_FRAME_EVENTS, 2, 0);
+    enc_alloc(&e, 0, 0, 64, 2, 0x5000);
+    enc_free_ref(&e, 0, 16384, 1, 0);
+    enc_free(&e, 0, 16384, 0x5000);
+    enc_end(&e);
+    m = analyze_buf(&e, NULL);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK_EQ_U(m->frees, 2);
+        CHECK_EQ_U(m->unknown_frees, 0);
+        CHECK_EQ_U(m->live_blocks, 3);
+        CHECK_EQ_U(m->live_bytes, 316);
+        CHECK_EQ_U(m->peak_bytes, 471);
+        CHECK_EQ_U(m->temporaries, 1);
         htri_model_free(m);
     }
     free(e.buf);

@@ -24,7 +24,9 @@ static int on_rec(void *ctx, const htri_record *rec)
         s->last_t = rec->t;
         if (s->n_events < 64) {
             s->tags[s->n_events] = rec->tag;
-            s->addrs[s->n_events] = rec->addr;
+            /* heap blocks are named (tid << 32 | number), mappings by address */
+            s->addrs[s->n_events] = rec->tag == HTRI_REC_MMAP || rec->tag == HTRI_REC_MUNMAP
+                                        ? rec->addr : (uint64_t)rec->ref_tid << 32 | rec->ref;
             s->times[s->n_events] = rec->t;
         }
         s->n_events++;
@@ -118,9 +120,14 @@ static void test_foreign_and_headers(void)
     CHECK_EQ_U((uint64_t)htri_reader_open_mem(b, e.len, &r), (uint64_t)HTRI_E_CORRUPT);
 
     memcpy(b, e.buf, e.len);
-    htri_put_u16(b + 8, 2);
+    htri_put_u16(b + 8, HTRI_TRACE_VERSION + 1);
     htri_put_u32(b + 60, htri_fnv1a32(b, 60));
     CHECK_EQ_U((uint64_t)htri_reader_open_mem(b, e.len, &r), (uint64_t)HTRI_E_VERSION);
+
+    memcpy(b, e.buf, e.len);                  /* version 1 named blocks by address */
+    htri_put_u16(b + 8, 1);
+    htri_put_u32(b + 60, htri_fnv1a32(b, 60));
+    CHECK_EQ_U((uint64_t)htri_reader_open_mem(b, e.len, &r), (uint64_t)HTRI_E_OLD_VERSION);
 
     const char *text = "hello, this is a text file and not a trace at all......................";
     CHECK_EQ_U((uint64_t)htri_reader_open_mem(text, strlen(text), &r), (uint64_t)HTRI_E_FOREIGN);
@@ -296,8 +303,10 @@ static void test_merge(void)
             CHECK_EQ_U(s.times[i], want_t[i]);
             CHECK_EQ_U(s.tags[i], want_tag[i]);
         }
-        CHECK_EQ_U(s.addrs[1], 0xA000);
-        CHECK_EQ_U(s.addrs[2], 0xA000);
+        CHECK_EQ_U(s.addrs[1], 3ull << 32 | 0);     /* thread 3's block 0 ... */
+        CHECK_EQ_U(s.addrs[2], 3ull << 32 | 0);     /* ... freed by thread 2 in its tick */
+        CHECK_EQ_U(s.addrs[5], 1ull << 32 | 1);     /* thread 1 numbers on: 0, then 1 */
+        CHECK_EQ_U(s.addrs[6], 1ull << 32 | 2);     /* also in its next frame */
         CHECK_EQ_U(htri_reader_max_open(r), 3);
         htri_reader_close(r);
     }

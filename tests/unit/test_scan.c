@@ -28,7 +28,7 @@ static void *bs_add(blockset *bs, size_t size, uint32_t node)
 {
     void *p = malloc(size);
     memset(p, 0, malloc_usable_size(p));
-    bs->b[bs->n++] = (htri_block){ (uintptr_t)p, size, node, 0, 0, 0 };
+    bs->b[bs->n++] = (htri_block){ (uintptr_t)p, size, node, 0, 0, 0, 0 };
     return p;
 }
 
@@ -312,10 +312,10 @@ static void test_many_blocks(void)
         node[0] = prev;
         node[1] = NULL;
         prev = node;
-        b[i] = (htri_block){ (uintptr_t)node, 16, 1, 0, 0, 0 };
+        b[i] = (htri_block){ (uintptr_t)node, 16, 1, 0, 0, 0, 0 };
         void *single = malloc(16);
         memset(single, 0, 16);
-        b[N + i] = (htri_block){ (uintptr_t)single, 16, 2, 0, 0, 0 };
+        b[N + i] = (htri_block){ (uintptr_t)single, 16, 2, 0, 0, 0, 0 };
     }
     g_roots[0] = (uintptr_t)prev;
     htri_scan_root root = { (uintptr_t)g_roots, (uintptr_t)(g_roots + 16), 0 };
@@ -339,7 +339,7 @@ static void test_errors(void)
     CHECK(htri_scan_blocks(NULL, 0, NULL, &r) == -EINVAL);
     /* overlapping blocks are refused */
     static char arena[64];
-    htri_block b[2] = { { (uintptr_t)arena, 32, 0, 0, 0, 0 }, { (uintptr_t)arena + 16, 8, 0, 0, 0, 0 } };
+    htri_block b[2] = { { (uintptr_t)arena, 32, 0, 0, 0, 0, 0 }, { (uintptr_t)arena + 16, 8, 0, 0, 0, 0, 0 } };
     CHECK(htri_scan_blocks(b, 2, &opt, &r) == -EINVAL);
     /* no blocks: all zero */
     CHECK(htri_scan_blocks(NULL, 0, &opt, &r) == 0);
@@ -364,7 +364,7 @@ static size_t world_snap(void *user, htri_block *out, size_t cap)
 
 static size_t world_add(void *p, size_t size, uint32_t node)
 {
-    g_world.b[g_world.n] = (htri_block){ (uintptr_t)p, size, node, 0, 0, 0 };
+    g_world.b[g_world.n] = (htri_block){ (uintptr_t)p, size, node, 0, 0, 0, 0 };
     return g_world.n++;
 }
 
