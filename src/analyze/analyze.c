@@ -34,14 +34,14 @@ typedef struct analyze_caps {
     size_t nodes, modules, threads, messages, infos, errors, faults, limits, groups, pending;
 } analyze_caps;
 
-/* One replay pass. Pass 1 builds the whole model; pass 2 only tracks live blocks up to the
- * peak event, then charges them to their stacks. */
+/* The one replay pass: builds the whole model, who held memory at the peak included. */
 
 typedef struct analyze_pass {
     htri_model *m;
-    int full;
     analyze_blocks live;
     uint64_t n_events, heap_live;
+    uint64_t epoch;               /* heap peaks so far (analyze_site_touch) */
+    uint64_t *site_epoch;         /* per node: the epoch its peak values were saved in */
     analyze_region *regions;      /* live anonymous mappings */
     size_t n_regions, cap_regions;
     uint8_t *point_touched;
@@ -270,8 +270,7 @@ static uint32_t analyze_node_ok(analyze_pass *ps, uint64_t node)
     htri_model *m = ps->m;
     if (node < m->n_nodes && m->nodes[node].defined)
         return (uint32_t)node;
-    if (ps->full)
-        m->unknown_nodes++;
+    m->unknown_nodes++;
     return 0;
 }
 
@@ -434,9 +433,10 @@ static int analyze_meta(analyze_pass *ps, const htri_record *rec)
         if (rec->parent >= m->n_nodes || !m->nodes[rec->parent].defined)
             return analyze_fail(ps, "stack node names an undefined parent");
         size_t need = (size_t)rec->node + 1;
-        size_t cap = ps->caps.nodes;
+        size_t cap = ps->caps.nodes, cap_epochs = ps->caps.nodes;
         if (analyze_reserve((void **)&m->nodes, &ps->caps.nodes, need, sizeof *m->nodes) < 0 ||
-            analyze_reserve((void **)&m->sites, &cap, need, sizeof *m->sites) < 0)
+            analyze_reserve((void **)&m->sites, &cap, need, sizeof *m->sites) < 0 ||
+            analyze_reserve((void **)&ps->site_epoch, &cap_epochs, need, sizeof *ps->site_epoch) < 0)
             return -ENOMEM;
         if (need > m->n_nodes)
             m->n_nodes = need;
@@ -554,12 +554,41 @@ static int analyze_region_remove(analyze_pass *ps, uint64_t start, uint64_t len,
     return 0;
 }
 
+/* Who held memory at the heap peak, in the same pass (copy-on-write snapshots per stack):
+ * a site's live_bytes/live_blocks are its current values; a new peak bumps ps->epoch in
+ * O(1); a site about to change whose epoch is older first saves its current values into
+ * peak_bytes/peak_blocks (they are what it held at the latest peak) and takes the epoch. At
+ * the end, a site untouched since the last peak still holds its peak values as its current
+ * ones (analyze_peak_sites). So each event costs one compare, not a second replay. */
+static inline htri_site *analyze_site_touch(analyze_pass *ps, uint32_t node)
+{
+    htri_site *s = &ps->m->sites[node];
+    if (ps->site_epoch[node] != ps->epoch) {
+        ps->site_epoch[node] = ps->epoch;
+        s->peak_bytes = s->live_bytes;
+        s->peak_blocks = s->live_blocks;
+    }
+    return s;
+}
+
+static void analyze_peak_sites(analyze_pass *ps)
+{
+    htri_model *m = ps->m;
+    for (size_t i = 0; i < m->n_nodes; i++) {
+        htri_site *s = &m->sites[i];
+        if (ps->site_epoch[i] != ps->epoch) {
+            s->peak_bytes = s->live_bytes;
+            s->peak_blocks = s->live_blocks;
+        }
+    }
+}
+
 /* Accounts the end of a block's life and removes it from the live table. */
 static void analyze_release(analyze_pass *ps, analyze_block *slot, const htri_record *rec)
 {
     htri_model *m = ps->m;
-    if (ps->full && !slot->inherited) {
-        htri_site *s = &m->sites[slot->node];
+    htri_site *s = analyze_site_touch(ps, slot->node);
+    if (!slot->inherited) {
         uint64_t life = rec->t - (rec->t >= slot->t_alloc ? slot->t_alloc : rec->t);
         if (slot->tid == rec->tid) {
             /* a temporary: freed by its thread before that thread allocated again */
@@ -574,6 +603,8 @@ static void analyze_release(analyze_pass *ps, analyze_block *slot, const htri_re
             s->short_lived++;
         }
     }
+    s->live_blocks--;
+    s->live_bytes -= slot->size;
     ps->heap_live -= slot->size;
     analyze_remove(&ps->live, slot);
 }
@@ -581,7 +612,6 @@ static void analyze_release(analyze_pass *ps, analyze_block *slot, const htri_re
 static int analyze_event(analyze_pass *ps, const htri_record *rec)
 {
     htri_model *m = ps->m;
-    int full = ps->full;
     ps->n_events++;
     switch (rec->tag) {
     case HTRI_REC_ALLOC:
@@ -589,97 +619,91 @@ static int analyze_event(analyze_pass *ps, const htri_record *rec)
         uint32_t node = analyze_node_ok(ps, rec->node);
         int is_alloc = rec->tag == HTRI_REC_ALLOC;
         analyze_block blk = { rec->ref, rec->size, rec->t, node, rec->ref_tid, 1, !is_alloc }, old;
-        if (full) {
-            htri_thread_info *th = analyze_thread(ps, rec->tid, rec->t);
-            if (!th)
-                return -ENOMEM;
-            if (is_alloc) {
-                htri_site *s = &m->sites[node];
-                size_t b = analyze_hist_bucket(rec->size);
-                m->allocs++;
-                m->bytes_allocated += rec->size;
-                m->family_allocs[rec->family & 7]++;
-                s->allocs++;
-                s->bytes += rec->size;
-                m->hist_count[b]++;
-                m->hist_bytes[b] += rec->size;
-                th->allocs++;
-                th->bytes += rec->size;
-                th->last_alloc_no = rec->ref;
-                th->has_alloc = 1;
-            } else {
-                m->inherited_blocks++;
-                m->inherited_bytes += rec->size;
-            }
+        htri_thread_info *th = analyze_thread(ps, rec->tid, rec->t);
+        if (!th)
+            return -ENOMEM;
+        htri_site *s = analyze_site_touch(ps, node);
+        if (is_alloc) {
+            size_t b = analyze_hist_bucket(rec->size);
+            m->allocs++;
+            m->bytes_allocated += rec->size;
+            m->family_allocs[rec->family & 7]++;
+            s->allocs++;
+            s->bytes += rec->size;
+            m->hist_count[b]++;
+            m->hist_bytes[b] += rec->size;
+            th->allocs++;
+            th->bytes += rec->size;
+            th->last_alloc_no = rec->ref;
+            th->has_alloc = 1;
+        } else {
+            m->inherited_blocks++;
+            m->inherited_bytes += rec->size;
         }
         int rc = analyze_insert(&ps->live, &blk, &old);
         if (rc < 0)
             return rc;
-        if (rc == 1)
-            ps->heap_live -= old.size;   /* a reference used twice (damage): the old is gone */
+        if (rc == 1) {
+            /* a reference used twice (damage): the old block is gone */
+            htri_site *os = analyze_site_touch(ps, old.node);
+            os->live_blocks--;
+            os->live_bytes -= old.size;
+            ps->heap_live -= old.size;
+        }
+        s->live_blocks++;
+        s->live_bytes += rec->size;
         ps->heap_live += rec->size;
-        if (full) {
-            if (ps->live.used > m->max_live_blocks)
-                m->max_live_blocks = ps->live.used;
-            if (ps->heap_live > m->peak_bytes) {
-                m->peak_bytes = ps->heap_live;
-                m->peak_blocks = ps->live.used;
-                m->peak_t = rec->t;
-                m->peak_event = ps->n_events;
-            }
+        if (ps->live.used > m->max_live_blocks)
+            m->max_live_blocks = ps->live.used;
+        if (ps->heap_live > m->peak_bytes) {
+            m->peak_bytes = ps->heap_live;
+            m->peak_blocks = ps->live.used;
+            m->peak_t = rec->t;
+            m->peak_event = ps->n_events;
+            ps->epoch++;          /* every site's current values are its peak values now */
         }
         break;
     }
     case HTRI_REC_FREE: {
-        if (full) {
-            m->frees++;
-            m->family_frees[rec->family & 7]++;
-        }
+        m->frees++;
+        m->family_frees[rec->family & 7]++;
         analyze_block *slot = rec->ref_known ? analyze_find(&ps->live, rec->ref_tid, rec->ref) : NULL;
         if (!slot) {
-            if (full)
-                m->unknown_frees++;
+            m->unknown_frees++;
             break;
         }
         analyze_release(ps, slot, rec);
         break;
     }
-    case HTRI_REC_MMAP:
-        if (full) {
-            (void)analyze_node_ok(ps, rec->node);
-            m->mmap_count++;
-            m->mmap_bytes += rec->size;
-            uint64_t freed;
-            /* a MAP_FIXED mapping over one of ours replaces it */
-            if (analyze_region_remove(ps, rec->addr, rec->size, &freed) < 0 ||
-                analyze_region_add(ps, rec->addr, rec->size) < 0)
-                return -ENOMEM;
-            m->mmap_live_bytes += rec->size - freed;
-            if (m->mmap_live_bytes > m->mmap_peak_bytes)
-                m->mmap_peak_bytes = m->mmap_live_bytes;
-        }
-        break;
-    case HTRI_REC_MUNMAP:
-        if (full) {
-            uint64_t freed;
-            m->munmap_count++;
-            if (analyze_region_remove(ps, rec->addr, rec->size, &freed) < 0)
-                return -ENOMEM;
-            m->mmap_live_bytes -= freed;
-        }
-        break;
-    case HTRI_REC_ALLOC_FAILED:
-        if (full) {
-            (void)analyze_node_ok(ps, rec->node);
-            m->failed_allocs++;
-            m->failed_bytes += rec->size;
-        }
+    case HTRI_REC_MMAP: {
+        (void)analyze_node_ok(ps, rec->node);
+        m->mmap_count++;
+        m->mmap_bytes += rec->size;
+        uint64_t freed;
+        /* a MAP_FIXED mapping over one of ours replaces it */
+        if (analyze_region_remove(ps, rec->addr, rec->size, &freed) < 0 ||
+            analyze_region_add(ps, rec->addr, rec->size) < 0)
+            return -ENOMEM;
+        m->mmap_live_bytes += rec->size - freed;
+        if (m->mmap_live_bytes > m->mmap_peak_bytes)
+            m->mmap_peak_bytes = m->mmap_live_bytes;
         break;
     }
-    if (full)
-        analyze_point(ps, rec->t, ps->heap_live, UINT64_MAX);
-    else if (ps->n_events >= m->peak_event)
-        return 1;     /* pass 2 stops on the peak event */
+    case HTRI_REC_MUNMAP: {
+        uint64_t freed;
+        m->munmap_count++;
+        if (analyze_region_remove(ps, rec->addr, rec->size, &freed) < 0)
+            return -ENOMEM;
+        m->mmap_live_bytes -= freed;
+        break;
+    }
+    case HTRI_REC_ALLOC_FAILED:
+        (void)analyze_node_ok(ps, rec->node);
+        m->failed_allocs++;
+        m->failed_bytes += rec->size;
+        break;
+    }
+    analyze_point(ps, rec->t, ps->heap_live, UINT64_MAX);
     return 0;
 }
 
@@ -691,8 +715,7 @@ static int analyze_on_record(void *ctx, const htri_record *rec)
     case HTRI_REC_MMAP: case HTRI_REC_MUNMAP: case HTRI_REC_ALLOC_FAILED:
         return analyze_event(ps, rec);
     default:
-        /* pass 2 reuses pass 1's nodes and modules: metadata is read once */
-        return ps->full ? analyze_meta(ps, rec) : 0;
+        return analyze_meta(ps, rec);
     }
 }
 
@@ -752,13 +775,13 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
     /* node 0, the empty stack, always exists */
     if (!m->timeline || !ps.point_touched ||
         analyze_reserve((void **)&m->nodes, &ps.caps.nodes, 1, sizeof *m->nodes) < 0 ||
-        !(m->sites = calloc(ps.caps.nodes, sizeof *m->sites)))
+        !(m->sites = calloc(ps.caps.nodes, sizeof *m->sites)) ||
+        !(ps.site_epoch = calloc(ps.caps.nodes, sizeof *ps.site_epoch)))
         goto fail;
     m->nodes[0].defined = 1;
     m->nodes[0].module = -1;
     m->n_nodes = 1;
     ps.m = m;
-    ps.full = 1;
     ps.err = err;
     ps.err_cap = err_cap;
     if ((rc = analyze_replay(r, &ps)) < 0)
@@ -787,12 +810,12 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
     }
     if (m->has_end && m->end_t > m->duration_ns)
         m->duration_ns = m->end_t;
-    for (size_t i = 0; i < ps.live.cap; i++) {
-        const analyze_block *b = &ps.live.slots[i];
-        if (b->used) {
-            m->sites[b->node].live_blocks++;
-            m->sites[b->node].live_bytes += b->size;
-        }
+    /* sites' live_* are what is still allocated at the end; their peak_* what they held at
+     * the heap peak (analyze_site_touch) */
+    analyze_peak_sites(&ps);
+    if (opts && opts->skip_peak_sites) {
+        for (size_t i = 0; i < m->n_nodes; i++)
+            m->sites[i].peak_bytes = m->sites[i].peak_blocks = 0;
     }
     /* buckets without events hold the heap where the previous one left it */
     uint64_t heap = 0, rss = 0;
@@ -808,29 +831,10 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
     }
     free(ps.live.slots);
     free(ps.regions);
-    memset(&ps.live, 0, sizeof ps.live);
-    ps.regions = NULL;
-    ps.n_regions = ps.cap_regions = 0;
-
-    if (m->peak_event && !(opts && opts->skip_peak_sites)) {
-        ps.full = 0;
-        ps.n_events = 0;
-        ps.heap_live = 0;
-        if ((rc = analyze_replay(r, &ps)) < 0)
-            goto fail;
-        for (size_t i = 0; i < ps.live.cap; i++) {
-            const analyze_block *b = &ps.live.slots[i];
-            if (b->used) {
-                m->sites[b->node].peak_blocks++;
-                m->sites[b->node].peak_bytes += b->size;
-            }
-        }
-    }
-    free(ps.live.slots);
-    free(ps.regions);
     free(ps.point_touched);
     free(ps.pending);
     free(ps.tid_slots);
+    free(ps.site_epoch);
     *out = m;
     return 0;
 fail:
@@ -839,6 +843,7 @@ fail:
     free(ps.point_touched);
     free(ps.pending);
     free(ps.tid_slots);
+    free(ps.site_epoch);
     htri_model_free(m);
     return rc;
 }

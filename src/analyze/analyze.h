@@ -71,7 +71,7 @@ typedef struct htri_point {
 typedef struct htri_analyze_opts {
     uint64_t short_lived_ns;    /* 0: HTRI_DEFAULT_SHORT_LIVED_NS */
     size_t n_points;            /* 0: HTRI_DEFAULT_TIMELINE_POINTS */
-    int skip_peak_sites;        /* 1: one pass only; sites' peak_bytes stay 0 (summaries) */
+    int skip_peak_sites;        /* 1: sites' peak_bytes/peak_blocks left 0 (summaries) */
 } htri_analyze_opts;
 
 typedef struct htri_model {
@@ -139,8 +139,8 @@ typedef struct htri_model {
     uint64_t max_live_blocks;
 } htri_model;
 
-/* Replays the trace twice (the second pass stops at the heap peak to find who held memory
- * there, exactly) and builds the model. Returns 0 and *out (free with htri_model_free), or
+/* Replays the trace once and builds the model, who held memory at the heap peak included
+ * (per-stack copy-on-write snapshots, analyze.c). Returns 0 and *out (free with htri_model_free), or
  * a negative error: reader errors (htri_reader_error() says where), HTRI_E_CORRUPT with
  * `err` filled for model-level damage, -ENOMEM. `err` may be NULL. */
 int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out,

@@ -357,11 +357,158 @@ static void test_durations(void)
     CHECK(htri_parse_duration("ms", &ns) < 0);
 }
 
+/* The reference for "who held memory at the peak": what the analysis did before it became
+ * one pass. Replays the reader's records, finds the event that first reached the highest heap,
+ * and charges the blocks live just after it to their stacks (a plain array, no cleverness). */
+typedef struct peak_ref {
+    struct { uint32_t tid; uint64_t no, size, node; } live[4096];
+    size_t n_live;
+    uint64_t heap, peak, n_events, peak_event, stop_at;
+    uint64_t bytes[64], blocks[64];
+} peak_ref;
+
+static int peak_ref_rec(void *ctx, const htri_record *rec)
+{
+    peak_ref *p = ctx;
+    if (rec->tag == HTRI_REC_ALLOC || rec->tag == HTRI_REC_INHERIT) {
+        size_t i;
+        for (i = 0; i < p->n_live; i++)
+            if (p->live[i].tid == rec->ref_tid && p->live[i].no == rec->ref)
+                break;
+        if (i < p->n_live) {
+            p->heap -= p->live[i].size;
+        } else {
+            if (p->n_live == 4096) abort();
+            p->n_live++;
+        }
+        p->live[i].tid = rec->ref_tid;
+        p->live[i].no = rec->ref;
+        p->live[i].size = rec->size;
+        p->live[i].node = rec->node < 64 ? rec->node : 0;
+        p->heap += rec->size;
+    } else if (rec->tag == HTRI_REC_FREE && rec->ref_known) {
+        for (size_t i = 0; i < p->n_live; i++) {
+            if (p->live[i].tid == rec->ref_tid && p->live[i].no == rec->ref) {
+                p->heap -= p->live[i].size;
+                p->live[i] = p->live[--p->n_live];
+                break;
+            }
+        }
+    } else if (rec->tag != HTRI_REC_FREE) {
+        return 0;
+    }
+    p->n_events++;
+    if (p->heap > p->peak) {
+        p->peak = p->heap;
+        p->peak_event = p->n_events;
+    }
+    if (p->stop_at && p->n_events == p->stop_at) {
+        for (size_t i = 0; i < p->n_live; i++) {
+            p->bytes[p->live[i].node] += p->live[i].size;
+            p->blocks[p->live[i].node]++;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* Who held memory at the peak, in one pass: random traces of three threads over 40 stacks
+ * (frees of their own and of other threads' blocks, unknown frees, many successive peaks, a
+ * forked child's INHERIT records, a reference allocated twice) give, stack by stack, what
+ * the two-pass reference finds. */
+static void test_peak_one_pass(void)
+{
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        uint64_t x = seed * 0x9e3779b97f4a7c15ull;
+        enc e;
+        enc_file(&e, 1, seed % 4 == 0 ? HTRI_FILE_FORKED : 0);
+        enc_begin(&e, HTRI_FRAME_META, 0, 0);
+        for (uint64_t n = 1; n < 40; n++)
+            enc_node(&e, n, n / 3, 0x1000 + n);
+        enc_end(&e);
+        uint64_t live[600];
+        size_t n_live = 0;
+        uint64_t t = 0, next_addr = 0x10000;
+        for (int frame = 0; frame < 60; frame++) {
+            uint32_t tid = 100 + (uint32_t)(frame % 3);
+            enc_begin(&e, HTRI_FRAME_EVENTS, tid, t);
+            for (int k = 0; k < 40; k++) {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                t += 1 + x % 3;
+                /* phases of growth and shrinking make many successive peaks */
+                int grow = (frame / 7) % 2 == 0 ? x % 5 != 0 : x % 5 == 0;
+                if (frame == 0 && k < 10 && seed % 4 == 0) {
+                    enc_inherit(&e, t, 10 + x % 50, x % 40, next_addr);
+                    live[n_live++] = next_addr;
+                    next_addr += 0x100;
+                } else if (x % 53 == 0) {
+                    enc_free_code(&e, HTRI_FFAM_FREE, t, 0, 0);          /* unknown block */
+                } else if (x % 61 == 0 && n_live) {
+                    /* damage: the thread's last number allocated twice */
+                    enc_tag(&e, HTRI_REC_ALLOC);
+                    enc_dt(&e, t);
+                    enc_u(&e, 5);
+                    enc_u(&e, x % 40);
+                    (*e.next_no)--;
+                    enc_block_at(&e, next_addr);
+                    live[n_live++] = next_addr;
+                    next_addr += 0x100;
+                } else if ((grow || !n_live) && n_live < 600) {
+                    enc_alloc(&e, (int)(x % HTRI_FAM_COUNT), t, 1 + (x >> 8) % 3000, x % 40, next_addr);
+                    live[n_live++] = next_addr;
+                    next_addr += 0x100;
+                } else if (n_live) {
+                    size_t j = (size_t)((x >> 16) % n_live);
+                    enc_free(&e, (int)(x % HTRI_FFAM_COUNT), t, live[j]);
+                    live[j] = live[--n_live];
+                }
+            }
+            enc_end(&e);
+        }
+        htri_reader *r = NULL;
+        CHECK_EQ_U(htri_reader_open_mem(e.buf, e.len, &r), 0);
+        static peak_ref ref;
+        memset(&ref, 0, sizeof ref);
+        CHECK_EQ_U(htri_reader_replay(r, peak_ref_rec, &ref), 0);
+        CHECK(ref.peak_event > 0);
+        ref.stop_at = ref.peak_event;
+        ref.n_live = 0;
+        ref.heap = ref.peak = ref.n_events = 0;
+        CHECK_EQ_U(htri_reader_replay(r, peak_ref_rec, &ref), 1);
+        htri_model *m = NULL;
+        char err[128];
+        CHECK_EQ_U(htri_analyze(r, NULL, &m, err, sizeof err), 0);
+        if (m) {
+            CHECK_EQ_U(m->peak_bytes, ref.peak);
+            uint64_t total = 0;
+            for (size_t n = 0; n < 40 && n < m->n_nodes; n++) {
+                CHECK_EQ_U(m->sites[n].peak_bytes, ref.bytes[n]);
+                CHECK_EQ_U(m->sites[n].peak_blocks, ref.blocks[n]);
+                total += m->sites[n].peak_bytes;
+            }
+            CHECK_EQ_U(total, m->peak_bytes);
+            htri_model_free(m);
+        }
+        /* summaries ask for no peak sites */
+        htri_analyze_opts o = { .skip_peak_sites = 1 };
+        CHECK_EQ_U(htri_analyze(r, &o, &m, err, sizeof err), 0);
+        if (m) {
+            for (size_t n = 0; n < m->n_nodes; n++)
+                CHECK_EQ_U(m->sites[n].peak_bytes, 0);
+            CHECK_EQ_U(m->peak_bytes, ref.peak);
+            htri_model_free(m);
+        }
+        htri_reader_close(r);
+        free(e.buf);
+    }
+}
+
 int main(void)
 {
     test_sample();
     test_fork();
     test_peak_exact();
+    test_peak_one_pass();
     test_same_tick();
     test_leak_checks();
     test_leak_only();
