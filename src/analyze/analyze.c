@@ -26,6 +26,23 @@ typedef struct analyze_blocks {
     size_t cap, used;
 } analyze_blocks;
 
+/* A thread's recent blocks, indexed by number: slot no & mask. Numbers are dense and rising
+ * within a thread, so an allocation writes the next slot (no probing) and most frees, of
+ * blocks a few thousand allocations old, find theirs in one look. A block still live when
+ * its slot comes round again moves to the shared table (`live`). The ring doubles while a
+ * quarter of it is live, up to ANALYZE_RING_MAX slots, so its memory follows the thread's
+ * live blocks, not its events. */
+#define ANALYZE_RING_MIN 64
+#define ANALYZE_RING_MAX (1u << 16)
+
+typedef struct analyze_ring {
+    analyze_block *slots;
+    size_t mask;
+    size_t n_live;        /* blocks in the ring */
+    uint64_t max_no;      /* highest number put in it: lower ones are out of order (damage) */
+    int any;              /* max_no is meaningful */
+} analyze_ring;
+
 typedef struct analyze_region {
     uint64_t start, end;
 } analyze_region;
@@ -38,7 +55,10 @@ typedef struct analyze_caps {
 
 typedef struct analyze_pass {
     htri_model *m;
-    analyze_blocks live;
+    analyze_blocks live;          /* blocks pushed out of their thread's ring */
+    analyze_ring *rings;          /* per thread index (m->threads) */
+    size_t cap_rings;
+    uint64_t n_live;              /* live blocks, rings and table */
     uint64_t n_events, heap_live;
     uint64_t epoch;               /* heap peaks so far (analyze_site_touch) */
     uint64_t *site_epoch;         /* per node: the epoch its peak values were saved in */
@@ -186,6 +206,22 @@ static int analyze_reserve(void **arr, size_t *cap, size_t need, size_t elem)
     return 0;
 }
 
+/* Index of thread tid, or SIZE_MAX if none was seen (a lookup that adds nothing). */
+static size_t analyze_thread_ix(analyze_pass *ps, uint32_t tid)
+{
+    htri_model *m = ps->m;
+    size_t last = ps->last_thread;
+    if (last < m->n_threads && m->threads[last].tid == tid)
+        return last;
+    if (!ps->tid_cap)
+        return SIZE_MAX;
+    size_t mask = ps->tid_cap - 1;
+    for (size_t i = htri_hash64(tid) & mask; ps->tid_slots[i]; i = (i + 1) & mask)
+        if (m->threads[ps->tid_slots[i] - 1].tid == tid)
+            return ps->tid_slots[i] - 1;
+    return SIZE_MAX;
+}
+
 static htri_thread_info *analyze_thread(analyze_pass *ps, uint32_t tid, uint64_t t)
 {
     htri_model *m = ps->m;
@@ -227,6 +263,100 @@ static htri_thread_info *analyze_thread(analyze_pass *ps, uint32_t tid, uint64_t
     th->t_first = t;
     ps->last_thread = m->n_threads++;
     return th;
+}
+
+/* Doubles thread tix's ring (or makes it). Ring entries keep distinct slots under the wider
+ * mask (it only adds bits). Returns 0 or -ENOMEM. */
+static int analyze_ring_grow(analyze_ring *r)
+{
+    size_t cap = r->slots ? (r->mask + 1) * 2 : ANALYZE_RING_MIN;
+    analyze_block *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return -ENOMEM;
+    for (size_t i = 0; r->slots && i <= r->mask; i++)
+        if (r->slots[i].used)
+            slots[r->slots[i].no & (cap - 1)] = r->slots[i];
+    free(r->slots);
+    r->slots = slots;
+    r->mask = cap - 1;
+    return 0;
+}
+
+/* Adds blk, a block of thread index tix. A reference already live (damage: the agent never
+ * reuses one) is replaced and comes back in *old with 1. Returns 0, 1 or -ENOMEM. */
+static int analyze_live_insert(analyze_pass *ps, size_t tix, const analyze_block *blk,
+                               analyze_block *old)
+{
+    if (tix >= ps->cap_rings) {
+        size_t cap = ps->cap_rings;
+        if (analyze_reserve((void **)&ps->rings, &cap, tix + 1, sizeof *ps->rings) < 0)
+            return -ENOMEM;
+        ps->cap_rings = cap;
+    }
+    analyze_ring *r = &ps->rings[tix];
+    if (htri_unlikely(!r->slots || ((r->n_live + 1) * 4 > r->mask + 1 && r->mask + 1 < ANALYZE_RING_MAX))) {
+        if (analyze_ring_grow(r) < 0)
+            return -ENOMEM;
+    }
+    int rc;
+    analyze_block *s = &r->slots[blk->no & r->mask];
+    if (htri_likely(blk->no > r->max_no || !r->any)) {
+        r->max_no = blk->no;
+        r->any = 1;
+        if (s->used) {
+            /* its slot came round with the block still live: over to the shared table */
+            analyze_block gone;
+            if ((rc = analyze_insert(&ps->live, s, &gone)) < 0)
+                return rc;
+            r->n_live--;
+        }
+        *s = *blk;
+        s->used = 1;
+        r->n_live++;
+        ps->n_live++;
+        return 0;
+    }
+    /* a number not above the thread's last (a damaged or hand-made trace): it may be live
+     * in the ring or the table already; new ones go to the table */
+    if (s->used && s->no == blk->no) {
+        *old = *s;
+        *s = *blk;
+        s->used = 1;
+        return 1;
+    }
+    rc = analyze_insert(&ps->live, blk, old);
+    if (rc == 0)
+        ps->n_live++;
+    return rc;
+}
+
+/* The live block (tid, no), or NULL; *ring is the ring holding it, NULL for the shared
+ * table (for analyze_live_remove). */
+static analyze_block *analyze_live_find(analyze_pass *ps, uint32_t tid, uint64_t no,
+                                        analyze_ring **ring)
+{
+    size_t tix = analyze_thread_ix(ps, tid);
+    *ring = NULL;
+    if (tix < ps->cap_rings && ps->rings[tix].slots) {
+        analyze_ring *r = &ps->rings[tix];
+        analyze_block *s = &r->slots[no & r->mask];
+        if (s->used && s->no == no) {
+            *ring = r;
+            return s;
+        }
+    }
+    return ps->live.used ? analyze_find(&ps->live, tid, no) : NULL;
+}
+
+static void analyze_live_remove(analyze_pass *ps, analyze_block *slot, analyze_ring *ring)
+{
+    ps->n_live--;
+    if (ring) {
+        slot->used = 0;
+        ring->n_live--;
+    } else {
+        analyze_remove(&ps->live, slot);
+    }
 }
 
 static size_t analyze_hist_bucket(uint64_t size)
@@ -584,7 +714,8 @@ static void analyze_peak_sites(analyze_pass *ps)
 }
 
 /* Accounts the end of a block's life and removes it from the live table. */
-static void analyze_release(analyze_pass *ps, analyze_block *slot, const htri_record *rec)
+static void analyze_release(analyze_pass *ps, analyze_block *slot, analyze_ring *ring,
+                            const htri_record *rec)
 {
     htri_model *m = ps->m;
     htri_site *s = analyze_site_touch(ps, slot->node);
@@ -606,7 +737,7 @@ static void analyze_release(analyze_pass *ps, analyze_block *slot, const htri_re
     s->live_blocks--;
     s->live_bytes -= slot->size;
     ps->heap_live -= slot->size;
-    analyze_remove(&ps->live, slot);
+    analyze_live_remove(ps, slot, ring);
 }
 
 static int analyze_event(analyze_pass *ps, const htri_record *rec)
@@ -640,7 +771,7 @@ static int analyze_event(analyze_pass *ps, const htri_record *rec)
             m->inherited_blocks++;
             m->inherited_bytes += rec->size;
         }
-        int rc = analyze_insert(&ps->live, &blk, &old);
+        int rc = analyze_live_insert(ps, (size_t)(th - m->threads), &blk, &old);
         if (rc < 0)
             return rc;
         if (rc == 1) {
@@ -653,11 +784,11 @@ static int analyze_event(analyze_pass *ps, const htri_record *rec)
         s->live_blocks++;
         s->live_bytes += rec->size;
         ps->heap_live += rec->size;
-        if (ps->live.used > m->max_live_blocks)
-            m->max_live_blocks = ps->live.used;
+        if (ps->n_live > m->max_live_blocks)
+            m->max_live_blocks = ps->n_live;
         if (ps->heap_live > m->peak_bytes) {
             m->peak_bytes = ps->heap_live;
-            m->peak_blocks = ps->live.used;
+            m->peak_blocks = ps->n_live;
             m->peak_t = rec->t;
             m->peak_event = ps->n_events;
             ps->epoch++;          /* every site's current values are its peak values now */
@@ -667,12 +798,13 @@ static int analyze_event(analyze_pass *ps, const htri_record *rec)
     case HTRI_REC_FREE: {
         m->frees++;
         m->family_frees[rec->family & 7]++;
-        analyze_block *slot = rec->ref_known ? analyze_find(&ps->live, rec->ref_tid, rec->ref) : NULL;
+        analyze_ring *ring = NULL;
+        analyze_block *slot = rec->ref_known ? analyze_live_find(ps, rec->ref_tid, rec->ref, &ring) : NULL;
         if (!slot) {
             m->unknown_frees++;
             break;
         }
-        analyze_release(ps, slot, rec);
+        analyze_release(ps, slot, ring, rec);
         break;
     }
     case HTRI_REC_MMAP: {
@@ -747,6 +879,13 @@ void htri_model_free(htri_model *m)
     free(m);
 }
 
+static void analyze_rings_free(analyze_pass *ps)
+{
+    for (size_t i = 0; i < ps->cap_rings; i++)
+        free(ps->rings[i].slots);
+    free(ps->rings);
+}
+
 static int analyze_replay(htri_reader *r, analyze_pass *ps)
 {
     int rc = htri_reader_replay(r, analyze_on_record, ps);
@@ -790,7 +929,7 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
         m->n_leak_checks_incomplete++;     /* a cut trace: the check never finished */
     m->n_events = ps.n_events;
     m->max_open_frames = htri_reader_max_open(r);
-    m->live_blocks = ps.live.used;
+    m->live_blocks = ps.n_live;
     m->live_bytes = ps.heap_live;
     if ((m->header.flags & HTRI_FILE_LEAK_ONLY) && ps.n_events == 0) {
         /* --record=none: no events, so the totals are the agent's own counters and what is
@@ -830,6 +969,7 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
         rss = p->rss_bytes;
     }
     free(ps.live.slots);
+    analyze_rings_free(&ps);
     free(ps.regions);
     free(ps.point_touched);
     free(ps.pending);
@@ -839,6 +979,7 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
     return 0;
 fail:
     free(ps.live.slots);
+    analyze_rings_free(&ps);
     free(ps.regions);
     free(ps.point_touched);
     free(ps.pending);
