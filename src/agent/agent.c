@@ -21,6 +21,7 @@
 #include "agent/guard.h"
 #include "agent/scan.h"
 #include "base/common.h"
+#include "trace/totals_record.h"
 #include "base/fmt.h"
 #include "base/os.h"
 #include "unwind/unwind.h"
@@ -80,6 +81,7 @@ typedef struct agent_thread {
 } agent_thread;
 
 typedef struct agent_mmap { uintptr_t addr; size_t len; } agent_mmap;
+typedef struct agent_region { uint64_t start, end; } agent_region;
 
 enum { AGENT_FILE_NONE = 0, AGENT_FILE_OPEN = 1, AGENT_FILE_FAILED = 2 };
 
@@ -157,6 +159,25 @@ static struct {
     /* anonymous mappings */
     volatile int mmap_lock;
     agent_mmap *mmaps;
+    /* HEAP_TOTALS (trace/totals_record.h): the run summary's figures, kept as events are
+     * recorded, so the CLI need not replay them. Signed: a block allocated by one thread and
+     * freed by another may be subtracted before it was added. Own cache lines, since every
+     * recording thread adds to live_* once per event. */
+    struct {
+        _Alignas(64) _Atomic int64_t live_bytes;
+        _Atomic int64_t live_blocks;
+        _Alignas(64) _Atomic int64_t peak_bytes;  /* written under lock, read relaxed per alloc */
+        volatile int lock;
+        int64_t peak_blocks;
+        uint64_t peak_t;
+        _Atomic uint32_t flags;                    /* HTRI_TOTALS_* */
+        /* the replay's view of our anonymous mappings, under mmap_lock */
+        agent_region *regions;
+        size_t n_regions;
+        uint64_t mmap_count, mmap_bytes, mmap_live, mmap_peak;
+        int n_recorders;          /* thread states handed out (reg_lock): 2+ sets THREADS */
+        int final_missed;         /* the final writer pass left a thread's buffer behind */
+    } tot;
 } g_agent = { .fd = -1, .rss_fd = -1 };
 
 static __thread agent_thread *t_self __attribute__((tls_model("initial-exec")));
@@ -762,6 +783,8 @@ int htri_agent_init_early(void)
         g_agent.mmaps = htri_os_pages_alloc(AGENT_MMAP_SLOTS * sizeof(agent_mmap));
         if (!g_agent.mmaps)
             rc = -ENOMEM;
+        /* without it the totals say they are inexact (agent_region_add) */
+        g_agent.tot.regions = htri_os_pages_alloc(AGENT_MMAP_SLOTS * sizeof(agent_region));
     }
     if (rc == 0 && htri_writer_init(&g_agent.w) < 0)
         rc = -ENOMEM;
@@ -810,6 +833,8 @@ static void agent_thread_exit(void *arg);
 static agent_thread *agent_thread_new(void)
 {
     agent_spin_lock(&g_agent.reg_lock);
+    if (g_agent.tot.n_recorders++ > 0)
+        atomic_fetch_or(&g_agent.tot.flags, HTRI_TOTALS_THREADS);
     if (!g_agent.thread_free_left) {
         g_agent.thread_free = htri_os_pages_alloc(AGENT_THREADS_PER_SLAB * sizeof(agent_thread));
         g_agent.thread_free_left = g_agent.thread_free ? AGENT_THREADS_PER_SLAB : 0;
@@ -1002,6 +1027,37 @@ static inline __attribute__((always_inline)) void agent_event_done(agent_thread 
         agent_after_handoff();
 }
 
+/* ---- HEAP_TOTALS: the live heap and its peak, as the events recorded so far say ---- */
+
+static HTRI_NOINLINE void agent_tot_peak(int64_t bytes, int64_t blocks, uint64_t now)
+{
+    agent_spin_lock(&g_agent.tot.lock);
+    /* checked again: another thread may have stored a higher peak meanwhile */
+    if (bytes > atomic_load_explicit(&g_agent.tot.peak_bytes, memory_order_relaxed)) {
+        atomic_store_explicit(&g_agent.tot.peak_bytes, bytes, memory_order_relaxed);
+        g_agent.tot.peak_blocks = blocks;
+        g_agent.tot.peak_t = now;
+    }
+    agent_spin_unlock(&g_agent.tot.lock);
+}
+
+/* One recorded heap event changed the live heap by d_bytes and d_blocks at `now` (its time in
+ * the trace). One relaxed add per counter, no lock unless the live bytes pass the peak: its
+ * order is the order of these adds, so with one thread the peak is exactly the one a replay
+ * of the trace finds (it checks after every ALLOC too, strictly above the last peak). Blocks
+ * counted are those whose ALLOC or INHERIT record got a number (a reference). */
+static inline __attribute__((always_inline)) void agent_tot_note(int64_t d_bytes, int64_t d_blocks,
+                                                                 uint64_t now)
+{
+    int64_t bytes = atomic_fetch_add_explicit(&g_agent.tot.live_bytes, d_bytes,
+                                              memory_order_relaxed) + d_bytes;
+    int64_t blocks = atomic_fetch_add_explicit(&g_agent.tot.live_blocks, d_blocks,
+                                               memory_order_relaxed) + d_blocks;
+    if (d_bytes > 0 &&
+        htri_unlikely(bytes > atomic_load_explicit(&g_agent.tot.peak_bytes, memory_order_relaxed)))
+        agent_tot_peak(bytes, blocks, now);
+}
+
 /* First event of a forked child: its trace starts with the blocks inherited from the parent. */
 static inline void agent_check_inherit(void)
 {
@@ -1022,10 +1078,13 @@ agent_on_alloc(uint8_t family, void *p, size_t size, uint16_t tag, const uintptr
     /* the block's reference is the number its ALLOC record is about to get */
     htri_block blk = { (uintptr_t)p, size, node, family, 0, tag,
                        t && g_agent.record_events ? agent_ref(t) : 0 };
-    if (htri_unlikely(htri_table_insert(&blk) < 0)) {
+    int replaced = htri_table_insert(&blk);
+    if (htri_unlikely(replaced < 0)) {
         htri_agent_stop("live-block table full");
         return;
     }
+    if (htri_unlikely(replaced))   /* its free was never seen: the totals lose track of it */
+        atomic_fetch_or(&g_agent.tot.flags, HTRI_TOTALS_INEXACT);
     if (!t)
         return;
     agent_spin_lock(&t->lock);
@@ -1040,6 +1099,7 @@ agent_on_alloc(uint8_t family, void *p, size_t size, uint16_t tag, const uintptr
                                                  (uint8_t)(HTRI_REC_ALLOC + family), now, size,
                                                  node) - b->data);
             t->next_no++;
+            agent_tot_note((int64_t)size, 1, now);
         } else if (blk.ref) {
             blk.ref = 0;               /* no record, so nothing may name that number */
             htri_table_insert(&blk);
@@ -1077,11 +1137,14 @@ static inline __attribute__((always_inline)) int agent_on_free(uint8_t ffamily, 
     if (g_agent.record_events) {
         uint64_t now;
         agent_buf *b = agent_event_room(t, HTRI_EVENT_MAX, &handed, &now);
-        if (b)
+        if (b) {
             b->used = (size_t)(htri_ev_put_free(b->data + b->used, &b->ev,
                                                 (uint8_t)(HTRI_REC_FREE + ffamily), now,
                                                 out->ref != 0, HTRI_BLOCK_REF_TID(out->ref),
                                                 HTRI_BLOCK_REF_NO(out->ref)) - b->data);
+            if (out->ref)     /* a block the totals counted (the replay knows it too) */
+                agent_tot_note(-(int64_t)out->size, -1, now);
+        }
     }
     agent_event_done(t, handed);
     return 0;
@@ -1114,10 +1177,13 @@ void htri_agent_on_realloc(const htri_block *old, void *new_p, size_t size, cons
             return;
         }
         blk.node = node;
-        if (htri_unlikely(htri_table_insert(&blk) < 0)) {
+        int replaced = htri_table_insert(&blk);
+        if (htri_unlikely(replaced < 0)) {
             htri_agent_stop("live-block table full");
             return;
         }
+        if (htri_unlikely(replaced))
+            atomic_fetch_or(&g_agent.tot.flags, HTRI_TOTALS_INEXACT);
     }
     if (!t)
         return;
@@ -1147,6 +1213,10 @@ void htri_agent_on_realloc(const htri_block *old, void *new_p, size_t size, cons
                                                      size, node) - b->data);
                 t->next_no++;
             }
+            /* one add for the pair: the live heap between them is never the peak */
+            int old_counted = freed && old->ref;
+            agent_tot_note((new_p ? (int64_t)size : 0) - (old_counted ? (int64_t)old->size : 0),
+                           (new_p != NULL) - old_counted, now);
         } else if (new_p && blk.ref) {
             blk.ref = 0;               /* no record, so nothing may name that number */
             htri_table_insert(&blk);
@@ -1176,6 +1246,45 @@ void htri_agent_on_failed(uint8_t family, size_t size, const uintptr_t *pcs, int
     agent_event_done(t, handed);
 }
 
+/* HEAP_TOTALS' mmap figures are those the replay computes from the MMAP and MUNMAP records
+ * (analyze.c, analyze_region_add/remove: the same rules, so a mapping over one of ours
+ * replaces it and an unmap cuts every region it touches). Under mmap_lock. A region set out
+ * of room marks the totals inexact, and readers replay. */
+static void agent_region_add(uint64_t start, uint64_t len)
+{
+    if (!g_agent.tot.regions || g_agent.tot.n_regions == AGENT_MMAP_SLOTS) {
+        atomic_fetch_or(&g_agent.tot.flags, HTRI_TOTALS_INEXACT);
+        return;
+    }
+    uint64_t end = start + len < start ? UINT64_MAX : start + len;
+    g_agent.tot.regions[g_agent.tot.n_regions++] = (agent_region){ start, end };
+}
+
+static uint64_t agent_region_remove(uint64_t start, uint64_t len)
+{
+    agent_region *rg = g_agent.tot.regions;
+    uint64_t end = start + len < start ? UINT64_MAX : start + len, freed = 0;
+    for (size_t i = 0; rg && i < g_agent.tot.n_regions; i++) {
+        agent_region *g = &rg[i];
+        if (g->end <= start || g->start >= end)
+            continue;
+        uint64_t lo = g->start > start ? g->start : start, hi = g->end < end ? g->end : end;
+        freed += hi - lo;
+        if (g->start < lo && g->end > hi) {
+            uint64_t tail_end = g->end;
+            g->end = lo;
+            agent_region_add(hi, tail_end - hi);
+        } else if (g->start < lo) {
+            g->end = lo;
+        } else if (g->end > hi) {
+            g->start = hi;
+        } else {
+            rg[i--] = rg[--g_agent.tot.n_regions];
+        }
+    }
+    return freed;
+}
+
 /* Anonymous mappings we reported, so munmap reports only ranges we saw mapped. */
 static void agent_mmap_note(uintptr_t addr, size_t len, int add, size_t *out_len)
 {
@@ -1203,6 +1312,19 @@ static void agent_mmap_note(uintptr_t addr, size_t len, int add, size_t *out_len
     if (add && free_slot >= 0) {
         g_agent.mmaps[free_slot] = (agent_mmap){ addr, len };
         *out_len = len;
+    }
+    if (*out_len) {     /* an MMAP or MUNMAP record follows */
+        uint64_t freed = agent_region_remove(addr, *out_len);
+        if (add) {
+            agent_region_add(addr, len);
+            g_agent.tot.mmap_count++;
+            g_agent.tot.mmap_bytes += len;
+            g_agent.tot.mmap_live += len - freed;
+            if (g_agent.tot.mmap_live > g_agent.tot.mmap_peak)
+                g_agent.tot.mmap_peak = g_agent.tot.mmap_live;
+        } else {
+            g_agent.tot.mmap_live -= freed;
+        }
     }
     agent_spin_unlock(&g_agent.mmap_lock);
 }
@@ -1279,6 +1401,9 @@ static void agent_thread_exit(void *arg)
 typedef struct agent_inherit_ctx {
     agent_thread *t;
     uint64_t now;
+    int64_t bytes, blocks;    /* written so far: the child's live heap */
+    int64_t peak_bytes, peak_blocks;   /* and its peak, as a replay of them finds it */
+    uint64_t peak_t;
 } agent_inherit_ctx;
 
 /* One INHERIT record; the block takes the child's thread's next number (its entry is
@@ -1299,6 +1424,13 @@ static int agent_inherit_one(void *user, htri_block *blk)
                                          (uint8_t)(HTRI_REC_INHERIT + blk->family), c->now,
                                          blk->size, blk->node) - b->data);
     t->next_no++;
+    c->bytes += (int64_t)blk->size;
+    c->blocks++;
+    if (c->bytes > c->peak_bytes) {
+        c->peak_bytes = c->bytes;
+        c->peak_blocks = c->blocks;
+        c->peak_t = c->now;
+    }
     return 0;
 }
 
@@ -1311,10 +1443,18 @@ static void agent_emit_inherit(void)
     if (!t)
         return;
     if (g_agent.record_events) {
-        agent_inherit_ctx c = { t, g_agent.fork_t };
+        agent_inherit_ctx c = { t, g_agent.fork_t, 0, 0, 0, 0, 0 };
         htri_table_lock_all();
         agent_spin_lock(&t->lock);
         htri_table_foreach_mut(agent_inherit_one, &c);
+        /* The child's heap starts as the INHERIT records say (a parent thread caught between
+         * its table update and its add is gone), and so does its peak, at the fork. No other
+         * thread records yet: this runs before the child's first event. */
+        atomic_store(&g_agent.tot.live_bytes, c.bytes);
+        atomic_store(&g_agent.tot.live_blocks, c.blocks);
+        atomic_store(&g_agent.tot.peak_bytes, c.peak_bytes);
+        g_agent.tot.peak_blocks = c.peak_blocks;
+        g_agent.tot.peak_t = c.peak_t;
         agent_spin_unlock(&t->lock);
         htri_table_unlock_all();
     }
@@ -1526,8 +1666,11 @@ static void agent_writer_pass(int final, long spin_bound)
     for (agent_thread *t = head; t; t = t->next) {
         int got = spin_bound ? agent_spin_lock_bounded(&t->lock, spin_bound)
                              : agent_spin_trylock(&t->lock);
-        if (!got)
+        if (!got) {
+            if (final)   /* its events will miss the trace: the totals would not match it */
+                g_agent.tot.final_missed = 1;
             continue;
+        }
         if (t->buf && t->buf->n_records) {
             agent_enqueue(t->buf);
             t->buf = NULL;
@@ -1698,6 +1841,47 @@ void htri_agent_note_exit_status(int status)
     }
 }
 
+/* HEAP_TOTALS, into the META frame that ends with END (wlock held, final pass done). Only when
+ * the trace holds every event the totals count: recording events, never stopped, nothing
+ * dropped, every thread's last buffer taken; otherwise readers replay the events. */
+static void agent_write_totals(long spin_bound)
+{
+    if (!g_agent.record_events || atomic_load(&g_agent.stopped) ||
+        atomic_load(&g_agent.dropped) || g_agent.tot.final_missed)
+        return;
+    /* bounded: a fatal signal may have come while this thread stored a peak */
+    if (!(spin_bound ? agent_spin_lock_bounded(&g_agent.tot.lock, spin_bound)
+                     : (agent_spin_lock(&g_agent.tot.lock), 1)))
+        return;
+    if (!(spin_bound ? agent_spin_lock_bounded(&g_agent.mmap_lock, spin_bound)
+                     : (agent_spin_lock(&g_agent.mmap_lock), 1))) {
+        agent_spin_unlock(&g_agent.tot.lock);
+        return;
+    }
+    int64_t bytes = atomic_load(&g_agent.tot.live_bytes);
+    int64_t blocks = atomic_load(&g_agent.tot.live_blocks);
+    htri_totals_rec r = {
+        .t = htri_agent_now(),
+        .flags = atomic_load(&g_agent.tot.flags),
+        .live_bytes = bytes > 0 ? (uint64_t)bytes : 0,
+        .live_blocks = blocks > 0 ? (uint64_t)blocks : 0,
+        .peak_bytes = (uint64_t)atomic_load(&g_agent.tot.peak_bytes),
+        .peak_blocks = g_agent.tot.peak_blocks > 0 ? (uint64_t)g_agent.tot.peak_blocks : 0,
+        .peak_t = g_agent.tot.peak_t,
+        .mmap_count = g_agent.tot.mmap_count,
+        .mmap_bytes = g_agent.tot.mmap_bytes,
+        .mmap_live_bytes = g_agent.tot.mmap_live,
+        .mmap_peak_bytes = g_agent.tot.mmap_peak,
+    };
+    agent_spin_unlock(&g_agent.mmap_lock);
+    agent_spin_unlock(&g_agent.tot.lock);
+    if (bytes < 0 || blocks < 0)   /* cannot be, once every event is in: say so, not hide it */
+        r.flags |= HTRI_TOTALS_INEXACT;
+    uint8_t rec[HTRI_TOTALS_REC_MAX];
+    size_t n = htri_totals_rec_encode(&r, rec);
+    (void)htri_rec_raw(&g_agent.meta, rec[0], rec + 1, n - 1, r.t);
+}
+
 /* Writes everything pending and END. spin_bound 0: normal locks; > 0: bounded (signals). */
 static void agent_finish_common(int how, int status, long spin_bound, int keep_open)
 {
@@ -1731,6 +1915,7 @@ static void agent_finish_common(int how, int status, long spin_bound, int keep_o
         agent_writer_pass(1, spin_bound ? spin_bound : 1000000);
     }
     if (g_agent.file_state == AGENT_FILE_OPEN) {
+        agent_write_totals(spin_bound);
         uint64_t peak = htri_os_peak_rss_bytes();
         if (peak < g_agent.rss_peak)
             peak = g_agent.rss_peak;
@@ -1930,6 +2115,18 @@ static void agent_fork_child(void)
     g_agent.rss_fd = -1;
     g_agent.rss_peak = 0;
     g_agent.t_rss = 0;
+    /* HEAP_TOTALS start again with the child's trace: its heap at the first event
+     * (agent_emit_inherit), no mappings (the replay of its trace knows none of the parent's) */
+    atomic_store(&g_agent.tot.flags, 0);
+    atomic_store(&g_agent.tot.peak_bytes, 0);
+    g_agent.tot.peak_blocks = 0;
+    g_agent.tot.peak_t = 0;
+    g_agent.tot.lock = 0;
+    g_agent.tot.n_regions = 0;
+    g_agent.tot.mmap_count = g_agent.tot.mmap_bytes = 0;
+    g_agent.tot.mmap_live = g_agent.tot.mmap_peak = 0;
+    g_agent.tot.n_recorders = self != NULL;
+    g_agent.tot.final_missed = 0;
     atomic_store(&g_agent.inherit_pending, htri_agent_tracking());
     atomic_store(&g_agent.leak_signal_pending, 0);
     atomic_store(&g_limit_records, 0);

@@ -1,4 +1,4 @@
-/* Private: the misuse records of a trace (tags 0x60-0x7f): errors found by the agent's guard
+/* Private: the misuse records of a trace (tags 0x60-0x6f): errors found by the agent's guard
  * layer, injected allocation failures, memory-limit hits, the agent's error summary. The agent
  * encodes them (src/agent/guard.c through the writer), the CLI decodes them (render/errors.c). */
 #ifndef HTR_TRACE_ERROR_RECORD_H
@@ -9,7 +9,7 @@
 #include "base/varint.h"
 #include "trace/format.h"
 
-/* Every record in 0x60..0x7f is `tag body_len:varint body`, so a reader that does not know
+/* Every record in 0x60..0x7f (0x70.. : trace/totals_record.h) is `tag body_len:varint body`, so a reader that does not know
  * one of them skips it instead of giving up on the rest of the frame. All times are absolute
  * (ns since the trace start), as in META records. */
 enum {

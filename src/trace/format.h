@@ -91,9 +91,10 @@ typedef struct htri_frame_header {
  * (tid, number) names one block for the whole trace.
  * A realloc that succeeds is FREE+HTRI_FFAM_REALLOC of the old block then ALLOC+HTRI_FAM_REALLOC
  * with dt 0 (memcheck counts it as one free and one alloc); realloc(p, 0) is the FREE alone;
- * free(NULL) is not recorded. Tags 0x40-0x7f are reserved for leak and error records:
- * 0x40-0x5f leak records; 0x60-0x7f misuse records (ERROR 0x60, FAULT 0x61, LIMIT 0x62,
- * ERROR_SUMMARY 0x63), each `tag body_len body`, laid out in src/trace/error_record.h. */
+ * free(NULL) is not recorded. Tags 0x40-0x7f are reserved for length-prefixed records, each
+ * `tag body_len body`: 0x40-0x5f leak records (trace/leak_record.h); 0x60-0x6f misuse records
+ * (ERROR 0x60, FAULT 0x61, LIMIT 0x62, ERROR_SUMMARY 0x63; trace/error_record.h); 0x70-0x7f
+ * the agent's totals (HEAP_TOTALS 0x70, written just before END; trace/totals_record.h). */
 enum {
     HTRI_REC_INFO = 0x01, HTRI_REC_MODULE = 0x02, HTRI_REC_MODULE_UNLOAD = 0x03,
     HTRI_REC_NODES = 0x04, HTRI_REC_THREAD = 0x05, HTRI_REC_THREAD_END = 0x06,
