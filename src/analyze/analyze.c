@@ -79,6 +79,11 @@ typedef struct analyze_pass {
     htri_leak_check_rec pending_check;
     htri_leak_group_rec *pending;
     size_t n_pending;
+    /* a HEAP_TOTALS record waiting for the END it belongs to; the frame of the last END */
+    int totals_pending;
+    htri_totals_rec totals;
+    htri_reader *r;
+    size_t end_frame;
 } analyze_pass;
 
 #define ANALYZE_MAX_NODE_GAP (1u << 20)
@@ -506,6 +511,12 @@ static int analyze_report_record(analyze_pass *ps, const htri_record *rec)
         m->has_error_summary = 1;
         return 0;
     }
+    case HTRI_REC_TOTALS:
+        ps->totals_pending = 0;
+        if (htri_totals_rec_decode(body, len, &ps->totals) != 0)
+            break;
+        ps->totals_pending = 1;
+        return 0;
     default:
         return 0;     /* a newer record kind: skipped */
     }
@@ -632,6 +643,13 @@ static int analyze_meta(analyze_pass *ps, const htri_record *rec)
         return msg->text ? 0 : -ENOMEM;
     }
     case HTRI_REC_END:
+        /* HEAP_TOTALS counts up to this END only: an END without one (a later exit after a
+         * failed exec, an agent that stopped) leaves no totals */
+        m->has_totals = (uint8_t)ps->totals_pending;
+        if (ps->totals_pending)
+            m->totals = ps->totals;
+        ps->totals_pending = 0;
+        ps->end_frame = htri_reader_record_frame(ps->r);
         m->has_end = 1;
         m->end_t = rec->t;
         m->end_how = rec->how;
@@ -892,8 +910,42 @@ static int analyze_replay(htri_reader *r, analyze_pass *ps)
     return rc > 0 ? 0 : rc;
 }
 
-int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out,
-                 char *err, size_t err_cap)
+/* Whether the heap figures of the run summary may come from the last END and the HEAP_TOTALS
+ * written with it: the trace is whole (not cut, nothing dropped, no event after that END, so
+ * the totals count exactly the events in the file) and the agent vouches for its figures. */
+static int analyze_totals_usable(const analyze_pass *ps, htri_reader *r)
+{
+    const htri_model *m = ps->m;
+    return m->has_end && m->has_totals && !(m->totals.flags & HTRI_TOTALS_INEXACT) &&
+           m->end_dropped == 0 && m->cut.status == 0 &&
+           !(m->header.flags & HTRI_FILE_LEAK_ONLY) && !htri_reader_events_after(r, ps->end_frame);
+}
+
+/* The events' figures as the agent kept them. END's counters are process totals, so they hold
+ * the FORK_BASE counters already, as the replay's sums do. */
+static void analyze_apply_totals(htri_model *m)
+{
+    const htri_totals_rec *t = &m->totals;
+    m->allocs = m->end_allocs;
+    m->frees = m->end_frees;
+    m->bytes_allocated = m->end_bytes;
+    m->live_bytes = t->live_bytes;
+    m->live_blocks = t->live_blocks;
+    m->peak_bytes = t->peak_bytes;
+    m->peak_blocks = t->peak_blocks;
+    m->peak_t = t->peak_t;
+    m->mmap_count = t->mmap_count;
+    m->mmap_bytes = t->mmap_bytes;
+    m->mmap_live_bytes = t->mmap_live_bytes;
+    m->mmap_peak_bytes = t->mmap_peak_bytes;
+    m->from_totals = 1;
+}
+
+/* One analysis. meta_only: decode the META frames alone and take the heap figures from the
+ * totals; returns 1 (nothing built) when they cannot be used, or the META frames do not
+ * decode, so the caller replays everything and reports any damage as that replay finds it. */
+static int analyze_run(htri_reader *r, const htri_analyze_opts *opts, int meta_only,
+                       htri_model **out, char *err, size_t err_cap)
 {
     analyze_pass ps = { 0 };
     int rc = -ENOMEM;
@@ -923,14 +975,27 @@ int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out
     ps.m = m;
     ps.err = err;
     ps.err_cap = err_cap;
-    if ((rc = analyze_replay(r, &ps)) < 0)
+    ps.r = r;
+    if (meta_only) {
+        rc = htri_reader_replay_meta(r, analyze_on_record, &ps);
+        if (rc == -ENOMEM)
+            goto fail;
+        if (rc != 0 || !analyze_totals_usable(&ps, r)) {
+            rc = 1;
+            goto fail;
+        }
+        analyze_apply_totals(m);
+    } else if ((rc = analyze_replay(r, &ps)) < 0) {
         goto fail;
+    }
     if (ps.in_check)
         m->n_leak_checks_incomplete++;     /* a cut trace: the check never finished */
     m->n_events = ps.n_events;
-    m->max_open_frames = htri_reader_max_open(r);
-    m->live_blocks = ps.n_live;
-    m->live_bytes = ps.heap_live;
+    m->max_open_frames = meta_only ? 0 : htri_reader_max_open(r);
+    if (!meta_only) {
+        m->live_blocks = ps.n_live;
+        m->live_bytes = ps.heap_live;
+    }
     if ((m->header.flags & HTRI_FILE_LEAK_ONLY) && ps.n_events == 0) {
         /* --record=none: no events, so the totals are the agent's own counters and what is
          * in use at exit is what its leak check saw */
@@ -987,6 +1052,17 @@ fail:
     free(ps.site_epoch);
     htri_model_free(m);
     return rc;
+}
+
+int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out,
+                 char *err, size_t err_cap)
+{
+    if (opts && opts->summary_only) {
+        int rc = analyze_run(r, opts, 1, out, err, err_cap);
+        if (rc <= 0)
+            return rc;
+    }
+    return analyze_run(r, opts, 0, out, err, err_cap);
 }
 
 uint64_t htri_model_site_value(const htri_model *m, uint32_t stack, int key)

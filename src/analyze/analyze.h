@@ -9,6 +9,7 @@
 #include "trace/error_record.h"
 #include "trace/leak_record.h"
 #include "trace/reader.h"
+#include "trace/totals_record.h"
 
 #define HTRI_HIST_BUCKETS 65          /* [0] size 0; [k] sizes in [2^(k-1), 2^k) */
 #define HTRI_DEFAULT_SHORT_LIVED_NS 1000000ull
@@ -72,6 +73,12 @@ typedef struct htri_analyze_opts {
     uint64_t short_lived_ns;    /* 0: HTRI_DEFAULT_SHORT_LIVED_NS */
     size_t n_points;            /* 0: HTRI_DEFAULT_TIMELINE_POINTS */
     int skip_peak_sites;        /* 1: sites' peak_bytes/peak_blocks left 0 (summaries) */
+    /* 1: only what the run summary prints. When the trace ends cleanly (uncut, a last END with
+     * nothing dropped, the agent's HEAP_TOTALS right before it and exact), only META frames
+     * are decoded: totals, live, peak and mmap figures come from END and HEAP_TOTALS, and
+     * what only events give (sites, histogram, timeline heap, threads' counts, temporaries,
+     * family counts) stays 0; m->from_totals is set. Otherwise the full replay runs. */
+    int summary_only;
 } htri_analyze_opts;
 
 typedef struct htri_model {
@@ -102,6 +109,10 @@ typedef struct htri_model {
     uint8_t has_end;
     uint64_t end_t, end_how, end_status, end_peak_rss, end_dropped;
     uint64_t end_allocs, end_frees, end_bytes;
+    /* the agent's HEAP_TOTALS written with the last END (has_totals), and whether the heap
+     * figures above come from it and END rather than from replayed events */
+    uint8_t has_totals, from_totals;
+    htri_totals_rec totals;
 
     htri_node *nodes;
     htri_site *sites;
@@ -140,7 +151,9 @@ typedef struct htri_model {
 } htri_model;
 
 /* Replays the trace once and builds the model, who held memory at the heap peak included
- * (per-stack copy-on-write snapshots, analyze.c). Returns 0 and *out (free with htri_model_free), or
+ * (per-stack copy-on-write snapshots, analyze.c); with opts->summary_only, decodes only the
+ * META frames when the agent's totals can stand for the events (see htri_analyze_opts).
+ * Returns 0 and *out (free with htri_model_free), or
  * a negative error: reader errors (htri_reader_error() says where), HTRI_E_CORRUPT with
  * `err` filled for model-level damage, -ENOMEM. `err` may be NULL. */
 int htri_analyze(htri_reader *r, const htri_analyze_opts *opts, htri_model **out,

@@ -242,7 +242,9 @@ static int run_summaries(const char *session, FILE *log, const htri_leaks_opts *
             htri_cli_error("%s: %s", path, htri_cli_strerror(rc));
             continue;
         }
-        htri_analyze_opts ao = { .skip_peak_sites = 1 };   /* the summary names no stacks */
+        /* the summary names no stacks, and its heap figures are the agent's when the trace
+         * ends cleanly: no EVENTS frame is decompressed then */
+        htri_analyze_opts ao = { .skip_peak_sites = 1, .summary_only = 1 };
         rc = htri_analyze(r, &ao, &m, err, sizeof err);
         if (rc < 0) {
             htri_cli_error("%s: %s: %s", path, htri_cli_strerror(rc),

@@ -40,6 +40,8 @@ struct htri_reader {
     htri_reader_cut cut;
     uint64_t t_end;
     size_t max_open;
+    uint64_t n_events_inflated;   /* EVENTS frames decompressed since open */
+    size_t cur_frame;             /* frame of the record being delivered */
     uint8_t *comp_buf;            /* compressed bytes of one frame (file source) */
     size_t comp_cap;
     char err[160];
@@ -232,6 +234,16 @@ const htri_file_header *htri_reader_header(const htri_reader *r) { return &r->hd
 const htri_reader_cut *htri_reader_cut_info(const htri_reader *r) { return &r->cut; }
 size_t htri_reader_n_frames(const htri_reader *r) { return r->n_frames; }
 uint64_t htri_reader_t_end(const htri_reader *r) { return r->t_end; }
+uint64_t htri_reader_events_inflated(const htri_reader *r) { return r->n_events_inflated; }
+size_t htri_reader_record_frame(const htri_reader *r) { return r->cur_frame; }
+
+int htri_reader_events_after(const htri_reader *r, size_t ix)
+{
+    for (size_t i = ix + 1; i < r->n_frames; i++)
+        if (r->frames[i].h.kind == HTRI_FRAME_EVENTS)
+            return 1;
+    return 0;
+}
 size_t htri_reader_max_open(const htri_reader *r) { return r->max_open; }
 const char *htri_reader_error(const htri_reader *r) { return r->err; }
 
@@ -266,6 +278,8 @@ static int reader_inflate(htri_reader *r, uint32_t ix, uint8_t **raw_out)
     uint8_t *raw = malloc(f->h.raw_size ? f->h.raw_size : 1);
     if (!raw)
         return -ENOMEM;
+    if (f->h.kind == HTRI_FRAME_EVENTS)
+        r->n_events_inflated++;
     size_t n = ZSTD_decompress(raw, f->h.raw_size, comp, f->h.comp_size);
     if (ZSTD_isError(n) || n != f->h.raw_size) {
         free(raw);
@@ -298,6 +312,7 @@ static int reader_meta(htri_reader *r, uint32_t ix, htri_record_fn fn, void *ctx
         return rc;
     const uint8_t *p = raw, *end = raw + r->frames[ix].h.raw_size;
     uint32_t n_rec = 0, want = r->frames[ix].h.n_records;
+    r->cur_frame = ix;
     const char *why = NULL;
     while (p < end) {
         htri_record rec;
@@ -546,6 +561,19 @@ static int reader_cmp_events(const void *a, const void *b, void *arg)
     if (fa->h.t_first != fb->h.t_first)
         return fa->h.t_first < fb->h.t_first ? -1 : 1;
     return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1;
+}
+
+int htri_reader_replay_meta(htri_reader *r, htri_record_fn fn, void *ctx)
+{
+    r->err[0] = 0;
+    for (size_t i = 0; i < r->n_frames; i++) {
+        if (r->frames[i].h.kind != HTRI_FRAME_META)
+            continue;     /* its header was checked by the index; its data is never read */
+        int rc = reader_meta(r, (uint32_t)i, fn, ctx);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 /* The k-way merge: EVENTS frames sorted by their first time are opened only when the merge

@@ -84,6 +84,16 @@ size_t htri_reader_max_open(const htri_reader *r);
  * replay from the start. Returns 0, fn's positive stop value, fn's error, or
  * HTRI_E_CORRUPT / -ENOMEM / -EIO; on HTRI_E_CORRUPT, htri_reader_error() says where. */
 int htri_reader_replay(htri_reader *r, htri_record_fn fn, void *ctx);
+/* Delivers the records of the META frames alone, in file order, as htri_reader_replay would
+ * deliver them; EVENTS frames are skipped by their headers, never read or decompressed (so
+ * damage inside them goes unnoticed). Same return values as htri_reader_replay. */
+int htri_reader_replay_meta(htri_reader *r, htri_record_fn fn, void *ctx);
+/* Index, in file order, of the META frame whose record the callback is given. */
+size_t htri_reader_record_frame(const htri_reader *r);
+/* 1 if an EVENTS frame follows frame ix in the file. */
+int htri_reader_events_after(const htri_reader *r, size_t ix);
+/* EVENTS frames decompressed since the reader was opened (tests: proves a skip). */
+uint64_t htri_reader_events_inflated(const htri_reader *r);
 /* The last replay error as text ("frame 3 at byte 1234: bad varint"), "" if none. */
 const char *htri_reader_error(const htri_reader *r);
 

@@ -398,6 +398,63 @@ def case_e2e_signal(a):
     s = heap_summary(err)
     check(s is not None and s[2] == "1,112", "summary of a killed program's trace %r" % (s,))
     check("(no end record: the process was killed, or the trace was cut)" in err, "no END noted: %r" % err)
+    # no END, so no HEAP_TOTALS: the summary replays the events, peak included
+    check(re.search(r"==\d+==          peak heap: 2,100 bytes in 2 blocks at ", err) is not None,
+          "peak of a killed program's trace %r" % err)
+
+
+PEAK_RE = re.compile(r"==\d+==          peak heap: ([\d,]+) bytes in ([\d,]+) blocks at (.*)\n")
+MMAP_RE = re.compile(r"==\d+==     anonymous mmap: ([\d,]+) bytes in ([\d,]+) mappings "
+                     r"\(peak ([\d,]+) bytes mapped, ([\d,]+) at exit\)\n")
+
+
+def num(s):
+    return int(s.replace(",", ""))
+
+
+def case_run_summary(a):
+    """The run summary comes from the agent's HEAP_TOTALS: the same figures as the full
+    analysis of the same trace, and it needs no EVENTS frame at all."""
+    need_agent(a)
+    prog = os.path.join(a.progs, "htr-cli-run-summary")
+    rc, out, err, trace = run_traced(a, prog)
+    check(rc == 0, "exit %d (%r)" % (rc, err))
+    expected = ("100", "1", "1,005", "1,004", "464,000")
+    check(heap_summary(err) == expected, "summary %r in %r" % (heap_summary(err), err))
+    peak, mm = PEAK_RE.search(err), MMAP_RE.search(err)
+    check(peak is not None and mm is not None, "peak and mmap lines in %r" % err)
+    if not peak or not mm:
+        return
+    rc, out, rerr = run([a.heaptrail, "report", "--json", trace])
+    check(rc == 0, "report --json: %r" % rerr)
+    d = json.loads(out)
+    # single-threaded: the agent's peak is the replay's, bytes, blocks and time
+    check((num(peak.group(1)), num(peak.group(2))) == (300000, 3), "peak %r" % (peak.groups(),))
+    check((d["summary"]["peak"]["bytes"], d["summary"]["peak"]["blocks"]) ==
+          (num(peak.group(1)), num(peak.group(2))), "report's peak %r" % d["summary"]["peak"])
+    rc, out, rerr = run([a.heaptrail, "report", trace])
+    m = re.search(r"peak heap: [\d,]+ bytes \([^)]*\) in [\d,]+ blocks at (.*)\n", out)
+    check(m is not None and m.group(1) == peak.group(3),
+          "peak time: run %r, report %r" % (peak.group(3), m.group(1) if m else None))
+    mmap = d["mmap"]
+    check((mmap["bytes"], mmap["count"], mmap["peak_bytes"], mmap["live_bytes"]) ==
+          tuple(num(x) for x in mm.groups()) == (1114112, 2, 1114112, 65536),
+          "mmap: run %r, report %r" % (mm.groups(), mmap))
+    # The program scrambles a flushed EVENTS frame of its own trace before it goes on: the
+    # summary is still whole (it decompresses no EVENTS frame), a replay refuses the trace.
+    trace2 = os.path.join(a.work, "scrambled.htr")
+    if os.path.exists(trace2):
+        os.unlink(trace2)      # the program must find the frames of this run only
+    rc, out, err2 = run([a.heaptrail, "run", "-o", trace2, "--", prog, "corrupt", trace2], cwd=a.work)
+    check(rc == 0, "scrambling run: exit %d (%r)" % (rc, err2))
+    check(heap_summary(err2) == expected, "summary of the scrambled trace %r in %r"
+          % (heap_summary(err2), err2))
+    p2, m2 = PEAK_RE.search(err2), MMAP_RE.search(err2)
+    check(p2 is not None and p2.groups()[:2] == peak.groups()[:2], "scrambled peak %r" % err2)
+    check(m2 is not None and m2.groups() == mm.groups(), "scrambled mmap %r" % err2)
+    check("heaptrail: error" not in err2, "no error: %r" % err2)
+    rc, out, rerr = run([a.heaptrail, "report", trace2])
+    check(rc != 0 and "bad zstd data" in rerr, "report of the scrambled trace: %d %r" % (rc, rerr))
 
 
 def case_valgrind(a):

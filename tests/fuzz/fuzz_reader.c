@@ -1,5 +1,6 @@
 /* Fuzz target for the trace reader, the analysis and the renderers: any bytes, opened as a
- * trace, run through the full two-pass analysis and rendered (symbols off). With libFuzzer (clang -fsanitize=fuzzer) it is a fuzzer;
+ * trace, run through the full two-pass analysis and the run summary's (HEAP_TOTALS) path, and
+ * rendered (symbols off). With libFuzzer (clang -fsanitize=fuzzer) it is a fuzzer;
  * built with -DHTR_FUZZ_REPLAY it is a driver that replays every file named on the command
  * line or found in the directories named (the CTest regression run over tests/fuzz/corpus).
  *
@@ -105,6 +106,17 @@ static void fuzz_trace(const uint8_t *data, size_t size)
             htri_render_opts ro = { 5, "fuzz.htr", 1 };
             (void)htri_render_text(devnull, m, &ro);
             (void)htri_render_json(devnull, m, &ro);
+            (void)htri_render_summary(devnull, m, "fuzz.htr", NULL, NULL);
+            fclose(devnull);
+        }
+        htri_model_free(m);
+    }
+    /* the run summary's path: META frames alone when HEAP_TOTALS can stand for the events */
+    htri_analyze_opts so = { .skip_peak_sites = 1, .summary_only = 1 };
+    m = NULL;
+    if (htri_analyze(r, &so, &m, NULL, 0) == 0) {
+        FILE *devnull = fopen("/dev/null", "w");
+        if (devnull) {
             (void)htri_render_summary(devnull, m, "fuzz.htr", NULL, NULL);
             fclose(devnull);
         }
