@@ -23,7 +23,7 @@ typedef struct reader_frame {
 typedef struct reader_cursor {
     uint32_t ix;          /* frame index, in file order: the tie-breaker of the merge */
     uint8_t *raw;
-    const uint8_t *p, *end;
+    const uint8_t *sp[HTRI_ES_COUNT], *se[HTRI_ES_COUNT];   /* each stream's next byte, end */
     uint32_t left;        /* records not yet decoded */
     uint64_t t, addr;     /* running time and MMAP/MUNMAP address of the delta encoding */
     uint64_t next_no;     /* the thread's number for the frame's next ALLOC/INHERIT */
@@ -409,31 +409,36 @@ out:
 
 /* Decodes the next record of an EVENTS cursor into c->head. Returns 1 if there is one,
  * 0 at the end of the frame, HTRI_E_CORRUPT on damage. */
+#define SGET(st, v) do { if (htri_varint_get(&c->sp[st], c->se[st], &(v)) != 0) goto bad_varint; } while (0)
+
+/* Decodes the next record of an EVENTS cursor into c->head, each field from its stream
+ * (format.h). Returns 1 if there is one, 0 at the end of the frame, HTRI_E_CORRUPT on
+ * damage. */
 static int reader_next_event(htri_reader *r, reader_cursor *c)
 {
-    const uint8_t *p = c->p, *end = c->end;
     const htri_frame_header *h = &r->frames[c->ix].h;
     const char *why;
     htri_record *rec = &c->head;
     if (c->left == 0) {
-        if (p != end) { why = "bytes after the last record"; goto bad; }
+        for (int st = 0; st < HTRI_ES_COUNT; st++)
+            if (c->sp[st] != c->se[st]) { why = "bytes after the last record"; goto bad; }
         return 0;
     }
-    if (p >= end) { why = "fewer records than its header says"; goto bad; }
+    if (c->sp[HTRI_ES_TAGS] >= c->se[HTRI_ES_TAGS]) { why = "fewer records than its header says"; goto bad; }
     /* only the event fields are ever written into a cursor's record (calloc'd), so
      * resetting those is enough: a full memset of the record costs 5% of a replay */
     rec->family = 0;
     rec->size = rec->node = 0;
-    uint8_t tag = *p++;
+    uint8_t tag = *c->sp[HTRI_ES_TAGS]++;
     uint64_t dt, addr_d;
     rec->tid = h->tid;
-    GET(dt);
+    SGET(HTRI_ES_DT, dt);
     if (htri_dt_decode(dt, &dt) != 0) { why = "record time past the frame's last time"; goto bad; }
     if (tag >= HTRI_REC_ALLOC && tag < HTRI_REC_INHERIT + HTRI_FAM_COUNT &&
         (tag & 7) < HTRI_FAM_COUNT) {
         rec->tag = tag < HTRI_REC_INHERIT ? HTRI_REC_ALLOC : HTRI_REC_INHERIT;
         rec->family = tag & 7;
-        GET(rec->size); GET(rec->node);
+        SGET(HTRI_ES_SIZES, rec->size); SGET(HTRI_ES_NODES, rec->node);
         if (c->next_no == UINT64_MAX) { why = "too many allocations in one thread"; goto bad; }
         rec->ref_tid = h->tid;
         rec->ref = c->next_no++;
@@ -441,7 +446,7 @@ static int reader_next_event(htri_reader *r, reader_cursor *c)
     } else if (tag >= HTRI_REC_FREE && tag < HTRI_REC_FREE + HTRI_FFAM_COUNT) {
         uint64_t code;
         rec->tag = HTRI_REC_FREE; rec->family = tag - HTRI_REC_FREE;
-        GET(code);
+        SGET(HTRI_ES_REFS, code);
         rec->ref_known = code != HTRI_REF_NONE;
         rec->ref_tid = h->tid;
         rec->ref = 0;
@@ -451,7 +456,7 @@ static int reader_next_event(htri_reader *r, reader_cursor *c)
             rec->ref = c->next_no - (code >> 1);
         } else {
             uint64_t tid_d;
-            GET(tid_d);
+            SGET(HTRI_ES_REFS, tid_d);
             int64_t tid = (int64_t)h->tid + htri_unzigzag(tid_d);
             if (tid < 0 || tid > (int64_t)UINT32_MAX) { why = "free names a bad thread id"; goto bad; }
             rec->ref_tid = (uint32_t)tid;
@@ -459,16 +464,16 @@ static int reader_next_event(htri_reader *r, reader_cursor *c)
         }
     } else if (tag == HTRI_REC_MMAP) {
         rec->tag = tag;
-        GET(rec->size); GET(rec->node); GET(addr_d);
+        SGET(HTRI_ES_SIZES, rec->size); SGET(HTRI_ES_NODES, rec->node); SGET(HTRI_ES_REFS, addr_d);
         c->addr += (uint64_t)htri_unzigzag(addr_d);
     } else if (tag == HTRI_REC_MUNMAP) {
         rec->tag = tag;
-        GET(rec->size); GET(addr_d);
+        SGET(HTRI_ES_SIZES, rec->size); SGET(HTRI_ES_REFS, addr_d);
         c->addr += (uint64_t)htri_unzigzag(addr_d);
     } else if (tag == HTRI_REC_ALLOC_FAILED) {
         uint64_t fam;
         rec->tag = tag;
-        GET(rec->size); GET(rec->node); GET(fam);
+        SGET(HTRI_ES_SIZES, rec->size); SGET(HTRI_ES_NODES, rec->node); SGET(HTRI_ES_NODES, fam);
         if (fam >= HTRI_FAM_COUNT) { why = "bad allocation family"; goto bad; }
         rec->family = (uint8_t)fam;
     } else {
@@ -481,13 +486,35 @@ static int reader_next_event(htri_reader *r, reader_cursor *c)
     }
     rec->t = c->t;
     rec->addr = c->addr;     /* meaningful for MMAP/MUNMAP only */
-    c->p = p;
     c->left--;
     return 1;
 bad_varint:
     why = "record runs past the end of its frame";
 bad:
     return reader_fail(r, c->ix, why);
+}
+
+/* Reads an EVENTS frame's first_no and stream lengths (format.h) and points the cursor's
+ * streams into its data. Returns 0 or HTRI_E_CORRUPT. */
+static int reader_streams(htri_reader *r, reader_cursor *c)
+{
+    const uint8_t *p = c->raw, *end = c->raw + r->frames[c->ix].h.raw_size;
+    uint64_t len[HTRI_ES_COUNT];
+    if (htri_varint_get(&p, end, &c->next_no) != 0)
+        return reader_fail(r, c->ix, "EVENTS frame without its first allocation number");
+    for (int st = 0; st < HTRI_ES_REFS; st++)
+        if (htri_varint_get(&p, end, &len[st]) != 0)
+            return reader_fail(r, c->ix, "EVENTS frame without its stream lengths");
+    for (int st = 0; st < HTRI_ES_COUNT; st++) {
+        if (st == HTRI_ES_REFS)
+            len[st] = (uint64_t)(end - p);
+        if (len[st] > (uint64_t)(end - p))
+            return reader_fail(r, c->ix, "a stream runs past the end of its frame");
+        c->sp[st] = p;
+        c->se[st] = p + len[st];
+        p += len[st];
+    }
+    return 0;
 }
 
 /* Merge order: time, then heap allocations before heap frees, then file order. Times are
@@ -616,12 +643,10 @@ int htri_reader_replay(htri_reader *r, htri_record_fn fn, void *ctx)
                 free(c);
                 goto out;
             }
-            c->p = c->raw;
-            c->end = c->raw + r->frames[ix].h.raw_size;
-            /* every EVENTS frame opens with its thread's first allocation number */
-            if (htri_varint_get(&c->p, c->end, &c->next_no) != 0) {
+            /* every EVENTS frame opens with its thread's first allocation number, then
+             * the lengths of its streams */
+            if ((rc = reader_streams(r, c)) < 0) {
                 reader_cursor_free(c);
-                rc = reader_fail(r, ix, "EVENTS frame without its first allocation number");
                 goto out;
             }
             rc = reader_next_event(r, c);

@@ -66,6 +66,70 @@ int htri_writer_start(htri_writer *w, int fd, const htri_file_header *h)
     return 0;
 }
 
+/* Length of the varint at p (at most end - p), 0 if it runs past end. */
+static size_t writer_varint_len(const uint8_t *p, const uint8_t *end)
+{
+    for (const uint8_t *q = p; q < end && q - p < HTRI_VARINT_MAX; q++)
+        if (!(*q & 0x80))
+            return (size_t)(q - p) + 1;
+    return 0;
+}
+
+/* Splits an EVENTS frame's interleaved records (first_no, then tag dt fields...) into the
+ * streams of format.h at out (room for raw_size + 4 * HTRI_VARINT_MAX). Two walks: the first
+ * measures the streams, the second copies every field to its stream. Returns the split
+ * size, or 0 if the records do not parse (a caller's bug). */
+static size_t writer_split_events(const uint8_t *raw, size_t raw_size, uint32_t n_records,
+                                  uint8_t *out)
+{
+    const uint8_t *end = raw + raw_size;
+    size_t first_len = writer_varint_len(raw, end), len[HTRI_ES_COUNT] = { 0 };
+    if (!first_len)
+        return 0;
+    uint8_t *dst[HTRI_ES_COUNT];
+    for (int pass = 0; pass < 2; pass++) {
+        const uint8_t *p = raw + first_len;
+        for (uint32_t k = 0; k < n_records; k++) {
+            if (p >= end)
+                return 0;
+            uint8_t tag = *p++;
+            if (pass) *dst[HTRI_ES_TAGS]++ = tag; else len[HTRI_ES_TAGS]++;
+            int odd_ref = 0;
+            for (int i = 0;; i++) {
+                int st = htri_ev_stream(tag, i);
+                if (st < 0 || (i == 2 && tag >= HTRI_REC_FREE && tag < HTRI_REC_MMAP && !odd_ref))
+                    break;
+                size_t n = writer_varint_len(p, end);
+                if (!n)
+                    return 0;
+                if (i == 1 && tag >= HTRI_REC_FREE && tag < HTRI_REC_MMAP)
+                    odd_ref = p[0] & 1;
+                if (pass) {
+                    memcpy(dst[st], p, n);
+                    dst[st] += n;
+                } else {
+                    len[st] += n;
+                }
+                p += n;
+            }
+        }
+        if (p != end)
+            return 0;
+        if (!pass) {
+            uint8_t *o = out;
+            memcpy(o, raw, first_len);
+            o += first_len;
+            for (int st = 0; st < HTRI_ES_REFS; st++)
+                o = htri_varint_put(o, len[st]);
+            for (int st = 0; st < HTRI_ES_COUNT; st++) {
+                dst[st] = o;
+                o += len[st];
+            }
+        }
+    }
+    return (size_t)(dst[HTRI_ES_REFS] - out);
+}
+
 int htri_writer_frame(htri_writer *w, uint8_t kind, uint32_t tid, uint32_t n_records,
                       uint64_t t_first, uint64_t t_last, const void *raw, size_t raw_size)
 {
@@ -73,8 +137,25 @@ int htri_writer_frame(htri_writer *w, uint8_t kind, uint32_t tid, uint32_t n_rec
         return w->error;
     if (!w->cctx || w->fd < 0)
         return w->error = -EBADF;
-    if (raw_size > HTRI_FRAME_MAX_RAW)
+    if (raw_size > HTRI_FRAME_MAX_RAW - 4 * HTRI_VARINT_MAX)
         return w->error = -EINVAL;
+    if (kind == HTRI_FRAME_EVENTS) {
+        if (raw_size + 4 * HTRI_VARINT_MAX > w->sbuf_cap) {
+            size_t cap = w->sbuf_cap ? w->sbuf_cap : 128 * 1024;
+            while (cap < raw_size + 4 * HTRI_VARINT_MAX)
+                cap *= 2;
+            uint8_t *nb = htri_os_pages_alloc(cap);
+            if (!nb)
+                return w->error = -ENOMEM;
+            htri_os_pages_free(w->sbuf, w->sbuf_cap);
+            w->sbuf = nb;
+            w->sbuf_cap = cap;
+        }
+        raw_size = writer_split_events(raw, raw_size, n_records, w->sbuf);
+        if (!raw_size)
+            return w->error = -EINVAL;
+        raw = w->sbuf;
+    }
     size_t need = HTRI_FRAME_HEADER_SIZE + ZSTD_compressBound(raw_size);
     if (need > w->cbuf_cap) {
         size_t cap = w->cbuf_cap ? w->cbuf_cap : 256 * 1024;
@@ -115,6 +196,9 @@ void htri_writer_fini(htri_writer *w)
     htri_os_pages_free(w->cbuf, w->cbuf_cap);
     w->cbuf = NULL;
     w->cbuf_cap = 0;
+    htri_os_pages_free(w->sbuf, w->sbuf_cap);
+    w->sbuf = NULL;
+    w->sbuf_cap = 0;
 }
 
 int htri_recbuf_room(htri_recbuf *b, size_t need)

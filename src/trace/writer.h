@@ -19,6 +19,8 @@ typedef struct htri_writer {
     void *cctx;              /* ZSTD_CCtx, allocated over our own pages */
     uint8_t *cbuf;           /* header + compressed frame staging */
     size_t cbuf_cap;
+    uint8_t *sbuf;           /* an EVENTS frame split into its streams */
+    size_t sbuf_cap;
 } htri_writer;
 
 /* Sets up compression state (no file yet). Returns 0 or -ENOMEM. */
@@ -27,7 +29,10 @@ int htri_writer_init(htri_writer *w);
  * Returns 0 or -errno. */
 int htri_writer_start(htri_writer *w, int fd, const htri_file_header *h);
 /* Compresses raw[0..raw_size) (n_records records) into one zstd frame with checksum and
- * appends header + frame with a single write. raw_size must be <= HTRI_FRAME_MAX_RAW.
+ * appends header + frame with a single write. raw_size must be <= HTRI_FRAME_MAX_RAW - 40.
+ * EVENTS records come interleaved (first_no, then tag dt fields... per record, as the
+ * htri_ev_put_* encoders write them) and are stored split into streams (format.h);
+ * records that do not parse fail with -EINVAL.
  * Returns 0 or a negative error (the writer is then failed). */
 int htri_writer_frame(htri_writer *w, uint8_t kind, uint32_t tid, uint32_t n_records,
                       uint64_t t_first, uint64_t t_last, const void *raw, size_t raw_size);

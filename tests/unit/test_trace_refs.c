@@ -387,19 +387,37 @@ static void test_reader_strict(void)
         free(e.buf);
     }
 
-    /* an EVENTS frame with no bytes at all lacks its first number */
+    /* an EVENTS frame with no bytes at all lacks its first number; one with only that, its
+     * stream lengths; lengths beyond the frame, or streams left over, are damage too */
+    static const struct { uint8_t raw[12]; size_t len; const char *why; } bare[] = {
+        { { 0 }, 0, "first allocation number" },
+        { { 7 }, 1, "stream lengths" },
+        { { 7, 1, 1, 1 }, 4, "stream lengths" },
+        { { 0, 0, 0, 0, 0 }, 5, "fewer records" },                 /* no tag */
+        { { 0, 1, 1, 0, 0, 0x10, 0 }, 7, "runs past the end" },    /* an ALLOC without size */
+        { { 0, 9, 0, 0, 0, 0x10 }, 6, "stream runs past" },
+        { { 0, 1, 1, 1, 1, 0x10, 0, 5, 1, 3 }, 10, "bytes after the last record" },
+    };
     enc e;
-    enc_file(&e, 1, 0);
-    enc_begin(&e, HTRI_FRAME_EVENTS, 5, 100);
-    e.raw_len = 0;
-    e.n_rec = 1;
-    enc_end(&e);
     htri_reader *r;
     got g = { 0 };
-    CHECK_EQ_U((uint64_t)replay_mem(&e, &g, &r), (uint64_t)HTRI_E_CORRUPT);
-    CHECK(r && strstr(htri_reader_error(r), "first allocation number") != NULL);
-    htri_reader_close(r);
-    free(e.buf);
+    for (size_t c = 0; c < sizeof bare / sizeof bare[0]; c++) {
+        enc_file(&e, 1, 0);
+        enc_begin(&e, HTRI_FRAME_EVENTS, 5, 100);
+        e.ev_mode = 0;
+        memcpy(e.raw, bare[c].raw, bare[c].len);
+        e.raw_len = bare[c].len;
+        e.n_rec = 1;
+        enc_end(&e);
+        g.n = 0;
+        CHECK_EQ_U((uint64_t)replay_mem(&e, &g, &r), (uint64_t)HTRI_E_CORRUPT);
+        CHECK(r && strstr(htri_reader_error(r), bare[c].why) != NULL);
+        if (r && !strstr(htri_reader_error(r), bare[c].why))
+            fprintf(stderr, "case %zu: %s\n", c, htri_reader_error(r));
+        htri_reader_close(r);
+        free(e.buf);
+    }
+    free(g.v);
 
     /* a version 1 file: an older heaptrail's, said so at open */
     enc_file(&e, 1, 0);

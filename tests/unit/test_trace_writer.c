@@ -182,33 +182,31 @@ int main(void)
         CHECK_EQ_U(fh.n_records, 6);
         CHECK_EQ_U(fh.t_first, 100);
         CHECK_EQ_U(fh.t_last, 130);
+        /* stored split into streams: first_no, four stream lengths, then tags, dt, sizes,
+         * nodes, refs (format.h) */
         const uint8_t *q = raw, *end = raw + fh.raw_size;
         CHECK_EQ_U(get(&q, end), 7);                      /* first_no */
-        CHECK_EQ_U(*q++, HTRI_REC_ALLOC + HTRI_FAM_NEW);
-        CHECK_EQ_U(get(&q, end), 0);                      /* dt from t_first */
-        CHECK_EQ_U(get(&q, end), 24);
-        CHECK_EQ_U(get(&q, end), 3);
-        CHECK_EQ_U(*q++, HTRI_REC_FREE + HTRI_FFAM_REALLOC);
-        CHECK_EQ_U(get(&q, end), 5 * 2 + 1);                 /* dt code: 5 ns, not whole ticks */
-        CHECK_EQ_U(get(&q, end), 2);                         /* ref: this thread's, 1 back */
-        CHECK_EQ_U(*q++, HTRI_REC_INHERIT + HTRI_FAM_CALLOC);
-        CHECK_EQ_U(get(&q, end), 0);
-        CHECK_EQ_U(get(&q, end), 8);
-        CHECK_EQ_U(get(&q, end), 0);
-        CHECK_EQ_U(*q++, HTRI_REC_MMAP);
-        CHECK_EQ_U(get(&q, end), 5 * 2 + 1);
-        CHECK_EQ_U(get(&q, end), 1 << 20);
-        CHECK_EQ_U(get(&q, end), 2);
-        CHECK_EQ_U(htri_unzigzag(get(&q, end)), 0x7f0000000000);
-        CHECK_EQ_U(*q++, HTRI_REC_MUNMAP);
-        CHECK_EQ_U(get(&q, end), 10 * 2 + 1);
-        CHECK_EQ_U(get(&q, end), 1 << 20);
-        CHECK_EQ_U(htri_unzigzag(get(&q, end)), 0);
-        CHECK_EQ_U(*q++, HTRI_REC_ALLOC_FAILED);
-        CHECK_EQ_U(get(&q, end), 10 * 2 + 1);
-        CHECK_EQ_U(get(&q, end), 1ull << 40);
-        CHECK_EQ_U(get(&q, end), 1);
-        CHECK_EQ_U(get(&q, end), HTRI_FAM_MALLOC);
+        CHECK_EQ_U(get(&q, end), 6);                      /* tags: one byte per record */
+        CHECK_EQ_U(get(&q, end), 6);                      /* dt: one byte each here */
+        CHECK_EQ_U(get(&q, end), 14);                     /* sizes: 24, 8, 1M, 1M, 2^40 */
+        CHECK_EQ_U(get(&q, end), 5);                      /* nodes: 3, 0, 2, 1, family 0 */
+        const uint8_t want_tags[] = { HTRI_REC_ALLOC + HTRI_FAM_NEW, HTRI_REC_FREE + HTRI_FFAM_REALLOC,
+                                      HTRI_REC_INHERIT + HTRI_FAM_CALLOC, HTRI_REC_MMAP,
+                                      HTRI_REC_MUNMAP, HTRI_REC_ALLOC_FAILED };
+        for (int i = 0; i < 6; i++)
+            CHECK_EQ_U(*q++, want_tags[i]);
+        const uint64_t want_dt[] = { 0, 5 * 2 + 1, 0, 5 * 2 + 1, 10 * 2 + 1, 10 * 2 + 1 };
+        for (int i = 0; i < 6; i++)                       /* dt code: 5 ns, not whole ticks */
+            CHECK_EQ_U(get(&q, end), want_dt[i]);
+        const uint64_t want_sizes[] = { 24, 8, 1 << 20, 1 << 20, 1ull << 40 };
+        for (int i = 0; i < 5; i++)
+            CHECK_EQ_U(get(&q, end), want_sizes[i]);
+        const uint64_t want_nodes[] = { 3, 0, 2, 1, HTRI_FAM_MALLOC };
+        for (int i = 0; i < 5; i++)
+            CHECK_EQ_U(get(&q, end), want_nodes[i]);
+        CHECK_EQ_U(get(&q, end), 2);                      /* FREE ref: this thread's, 1 back */
+        CHECK_EQ_U(htri_unzigzag(get(&q, end)), 0x7f0000000000);   /* MMAP addr_d */
+        CHECK_EQ_U(htri_unzigzag(get(&q, end)), 0);                /* MUNMAP addr_d */
         CHECK(q == end);
         free(raw);
     }
