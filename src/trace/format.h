@@ -175,9 +175,9 @@ enum { HTRI_END_EXIT = 0,      /* exit()/return from main; status = exit code if
 /* MESSAGE levels. */
 enum { HTRI_MSG_INFO = 0, HTRI_MSG_WARNING = 1, HTRI_MSG_ERROR = 2 };
 
-/* Length-prefixed records (tags 0x40-0x7f: leak and misuse records): tag, varint body length,
- * body. An encoder writes the body at out + 3, then this moves it behind the tag and the
- * length (1 or 2 bytes: bodies stay under 16 KiB). Returns the record's size. */
+/* Length-prefixed records (tags 0x40-0x7f: leak, misuse and totals records): tag, varint body
+ * length, body. An encoder writes the body at out + 3, then this moves it behind the tag and
+ * the length (1 or 2 bytes: bodies stay under 16 KiB). Returns the record's size. */
 static inline size_t htri_lrec_finish(uint8_t *out, uint8_t tag, uint8_t *body_end)
 {
     size_t len = (size_t)(body_end - (out + 3));
