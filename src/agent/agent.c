@@ -1078,7 +1078,9 @@ static HTRI_NOINLINE void agent_tot_flush(agent_thread *t, uint64_t now)
 
 /* One recorded heap event of thread t (t->lock held) changed the live heap by d_bytes and
  * d_blocks at `now`, its time in the trace. Blocks counted are those whose ALLOC or INHERIT
- * record got a number (a reference), as the replay counts them.
+ * record got a number (a reference), as the replay counts them; one whose free the agent never
+ * saw (its table entry replaced by a new block at its address) stays counted, as it stays
+ * live in the replay (no FREE names its reference).
  * One thread recording: a relaxed add per counter, and a small lock only when the live bytes
  * pass the peak; the adds come in the order the replay meets the events, so the peak (bytes,
  * blocks, time) is exactly the replay's, which also checks after every ALLOC, strictly above.
@@ -1120,13 +1122,10 @@ agent_on_alloc(uint8_t family, void *p, size_t size, uint16_t tag, const uintptr
     /* the block's reference is the number its ALLOC record is about to get */
     htri_block blk = { (uintptr_t)p, size, node, family, 0, tag,
                        t && g_agent.record_events ? agent_ref(t) : 0 };
-    int replaced = htri_table_insert(&blk);
-    if (htri_unlikely(replaced < 0)) {
+    if (htri_unlikely(htri_table_insert(&blk) < 0)) {
         htri_agent_stop("live-block table full");
         return;
     }
-    if (htri_unlikely(replaced))   /* its free was never seen: the totals lose track of it */
-        atomic_fetch_or(&g_agent.tot.flags, HTRI_TOTALS_INEXACT);
     if (!t)
         return;
     agent_spin_lock(&t->lock);
@@ -1219,13 +1218,10 @@ void htri_agent_on_realloc(const htri_block *old, void *new_p, size_t size, cons
             return;
         }
         blk.node = node;
-        int replaced = htri_table_insert(&blk);
-        if (htri_unlikely(replaced < 0)) {
+        if (htri_unlikely(htri_table_insert(&blk) < 0)) {
             htri_agent_stop("live-block table full");
             return;
         }
-        if (htri_unlikely(replaced))
-            atomic_fetch_or(&g_agent.tot.flags, HTRI_TOTALS_INEXACT);
     }
     if (!t)
         return;

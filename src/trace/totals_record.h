@@ -17,9 +17,8 @@ enum { HTRI_REC_TOTALS = 0x70 };
 enum {
     HTRI_TOTALS_THREADS = 1u << 0,  /* several threads recorded: the peak is the one the agent
                                      * saw in its own order of events (docs/trace-format.md) */
-    HTRI_TOTALS_INEXACT = 1u << 1,  /* a figure may differ from a replay of the events (a block
-                                     * address reused with no free seen, too many mappings):
-                                     * readers replay instead */
+    HTRI_TOTALS_INEXACT = 1u << 1,  /* a figure may differ from a replay of the events (too
+                                     * many mappings to follow): readers replay instead */
 };
 
 /*  TOTALS body:  t flags live_bytes live_blocks peak_bytes peak_blocks peak_t

@@ -33,7 +33,7 @@ if(TARGET heaptrail-preload)
   target_include_directories(agent_check PRIVATE ${CMAKE_SOURCE_DIR}/src)
   target_link_libraries(agent_check PRIVATE PkgConfig::ZSTD)
   set_target_properties(agent_check PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${agent_fx_bin})
-  foreach(scenario ondemand checkheap leaksignal basic dtor stack record_none cxx threads exit abort term handler short_threads vfork dlopen mmap diskfull oom exec exec_children)
+  foreach(scenario ondemand checkheap leaksignal basic dtor stack record_none cxx threads exit abort term handler short_threads vfork dlopen lostfree mmap diskfull oom exec exec_children)
     add_test(NAME agent.run.${scenario}
              COMMAND sh ${agent_fx}/agent_tests.sh ${scenario} $<TARGET_FILE:heaptrail-preload>
                      ${agent_fx_bin} ${CMAKE_CURRENT_BINARY_DIR}/agent-work)
