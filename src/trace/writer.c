@@ -137,9 +137,12 @@ int htri_writer_frame(htri_writer *w, uint8_t kind, uint32_t tid, uint32_t n_rec
         return w->error;
     if (!w->cctx || w->fd < 0)
         return w->error = -EBADF;
-    if (raw_size > HTRI_FRAME_MAX_RAW - 4 * HTRI_VARINT_MAX)
+    if (raw_size > HTRI_FRAME_MAX_RAW)
         return w->error = -EINVAL;
     if (kind == HTRI_FRAME_EVENTS) {
+        /* the split adds the four stream lengths */
+        if (raw_size > HTRI_FRAME_MAX_RAW - 4 * HTRI_VARINT_MAX)
+            return w->error = -EINVAL;
         if (raw_size + 4 * HTRI_VARINT_MAX > w->sbuf_cap) {
             size_t cap = w->sbuf_cap ? w->sbuf_cap : 128 * 1024;
             while (cap < raw_size + 4 * HTRI_VARINT_MAX)

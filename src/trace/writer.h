@@ -29,7 +29,8 @@ int htri_writer_init(htri_writer *w);
  * Returns 0 or -errno. */
 int htri_writer_start(htri_writer *w, int fd, const htri_file_header *h);
 /* Compresses raw[0..raw_size) (n_records records) into one zstd frame with checksum and
- * appends header + frame with a single write. raw_size must be <= HTRI_FRAME_MAX_RAW - 40.
+ * appends header + frame with a single write. raw_size must be <= HTRI_FRAME_MAX_RAW (an
+ * EVENTS frame 40 bytes less: its stream lengths are added).
  * EVENTS records come interleaved (first_no, then tag dt fields... per record, as the
  * htri_ev_put_* encoders write them) and are stored split into streams (format.h);
  * records that do not parse fail with -EINVAL.
