@@ -4,6 +4,7 @@
  * follows AddressSanitizer's allocator (redzones around each chunk, a FIFO quarantine with a
  * byte budget) without its shadow memory: damage is found by checking patterns, not at the
  * faulting instruction, which is why reports say where the damage was *found*. */
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <link.h>
@@ -15,11 +16,18 @@
 #include "agent/guard.h"
 
 /* Capacities, sized so the address space is reserved once and touched only as used. */
-#define GUARD_Q_SLOTS (1u << 20)          /* quarantined blocks at most (32 MiB of ring) */
+#define GUARD_Q_SHARDS 8                  /* quarantine rings; threads are spread over them */
+#define GUARD_Q_SLOTS (1u << 20)          /* blocks per ring at most (32 MiB reserved each) */
 #define GUARD_PREFETCH_AHEAD 4             /* evictions between a prefetch and its check */
 #define GUARD_CTX_SLOTS 4096              /* distinct error contexts counted exactly */
 #define GUARD_HEADER_MAGIC 0x48545247u    /* "GRTH" */
 #define GUARD_STACK_GUESS (8u << 20)      /* how far above sp an address counts as "stack" */
+
+typedef struct guard_qring {
+    atomic_int lock;
+    htri_guard_qentry *ring;        /* reserved when a thread is first dealt it */
+    uint64_t head, tail, bytes;
+} __attribute__((aligned(64))) guard_qring;
 
 static struct {
     htri_guard_opts opts;
@@ -27,12 +35,17 @@ static struct {
     htri_guard_report_fn report;
     void *report_user;
 
-    /* quarantine: a ring of entries [q_head, q_tail) by sequence number. No index by
+    /* quarantine: FIFO rings, each of entries [head, tail) by sequence number, and one byte
+     * budget over all of them. A thread queues into and evicts from its own ring (threads are
+     * dealt rings in turn), so two threads freeing at once no longer meet on one lock: with a
+     * single ring, that lock was a quarter of a 2-thread churn run. A thread evicts its own
+     * oldest block while the total is over budget, and another ring's when its own is empty,
+     * so a single-threaded program has one exact FIFO of the whole budget. No index by
      * address: an index keyed by ever-new addresses costs cache misses on every free, while
-     * only bad frees (rare) look blocks up, and they can afford a scan. */
-    atomic_int q_lock;
-    htri_guard_qentry *q_ring;
-    uint64_t q_head, q_tail, q_bytes;
+     * only bad frees (rare) look blocks up, and they can afford a scan of every ring. */
+    guard_qring q[GUARD_Q_SHARDS];
+    _Alignas(64) _Atomic uint64_t q_total;   /* bytes queued, all rings */
+    atomic_uint q_dealt;                      /* rings handed to threads so far */
     uint64_t q_budget;
 
     /* fault injection */
@@ -50,11 +63,19 @@ static struct {
     uint64_t ctx_keys[GUARD_CTX_SLOTS];
 } g_guard;
 
+/* Spins briefly, then yields: on a loaded machine the holder may be preempted, and spinning
+ * out our time slice only delays it further. */
 static void guard_lock(atomic_int *l)
 {
-    while (atomic_exchange_explicit(l, 1, memory_order_acquire))
-        while (atomic_load_explicit(l, memory_order_relaxed))
-            __builtin_ia32_pause();
+    while (atomic_exchange_explicit(l, 1, memory_order_acquire)) {
+        int spins = 0;
+        while (atomic_load_explicit(l, memory_order_relaxed)) {
+            if (++spins < 1000)
+                __builtin_ia32_pause();
+            else
+                sched_yield();
+        }
+    }
 }
 
 static void guard_unlock(atomic_int *l) { atomic_store_explicit(l, 0, memory_order_release); }
@@ -198,8 +219,11 @@ int htri_guard_parse_option(htri_guard_opts *o, const char *name, const char *va
 
 static void guard_quarantine_release(void)
 {
-    if (g_guard.q_ring) htri_os_pages_free(g_guard.q_ring, GUARD_Q_SLOTS * sizeof(htri_guard_qentry));
-    g_guard.q_ring = NULL;
+    for (int i = 0; i < GUARD_Q_SHARDS; i++) {
+        if (g_guard.q[i].ring)
+            htri_os_pages_free(g_guard.q[i].ring, GUARD_Q_SLOTS * sizeof(htri_guard_qentry));
+        g_guard.q[i].ring = NULL;
+    }
     g_guard.q_budget = 0;
 }
 
@@ -214,8 +238,9 @@ int htri_guard_init(const htri_guard_opts *o, htri_guard_report_fn report, void 
     g_guard.report_user = user;
 
     if (o->quarantine_bytes) {
-        g_guard.q_ring = htri_os_pages_reserve(GUARD_Q_SLOTS * sizeof(htri_guard_qentry));
-        if (!g_guard.q_ring) {
+        /* ring 0 now, so the quarantine works (on one ring) even if no other can be had */
+        g_guard.q[0].ring = htri_os_pages_reserve(GUARD_Q_SLOTS * sizeof(htri_guard_qentry));
+        if (!g_guard.q[0].ring) {
             guard_quarantine_release();
             rc = -ENOMEM;
         } else {
@@ -272,16 +297,26 @@ static void guard_report(htri_error_rec *e)
     if (g_guard.report) g_guard.report(g_guard.report_user, e);
 }
 
+static void guard_q_lock_all(void)
+{
+    for (int i = 0; i < GUARD_Q_SHARDS; i++) guard_lock(&g_guard.q[i].lock);
+}
+
+static void guard_q_unlock_all(void)
+{
+    for (int i = GUARD_Q_SHARDS - 1; i >= 0; i--) guard_unlock(&g_guard.q[i].lock);
+}
+
 void htri_guard_fork_prepare(void)
 {
-    guard_lock(&g_guard.q_lock);
+    guard_q_lock_all();
     guard_lock(&g_guard.ctx_lock);
 }
 
 void htri_guard_fork_parent(void)
 {
     guard_unlock(&g_guard.ctx_lock);
-    guard_unlock(&g_guard.q_lock);
+    guard_q_unlock_all();
 }
 
 void htri_guard_fork_child(void)
@@ -290,7 +325,7 @@ void htri_guard_fork_child(void)
     g_guard.n_contexts = 0;
     memset(g_guard.ctx_keys, 0, sizeof g_guard.ctx_keys);
     guard_unlock(&g_guard.ctx_lock);
-    guard_unlock(&g_guard.q_lock);
+    guard_q_unlock_all();
 }
 
 void htri_guard_error_counts(uint64_t *n_errors, uint64_t *n_contexts)
@@ -604,20 +639,42 @@ static uint64_t guard_q_cost(const htri_guard_qentry *e)
     return e->size + (g_guard.rz ? 2 * g_guard.rz + HTRI_GUARD_HEADER : 0);
 }
 
+/* This thread's ring: dealt in turn at its first free (ring 0 if no other can be had), so
+ * the first GUARD_Q_SHARDS threads each get one of their own. */
+static __thread unsigned t_qring __attribute__((tls_model("initial-exec")));   /* 1-based */
+
+static guard_qring *guard_q_mine(void)
+{
+    unsigned i = t_qring;
+    if (htri_likely(i && g_guard.q[i - 1].ring)) return &g_guard.q[i - 1];
+    i = atomic_fetch_add_explicit(&g_guard.q_dealt, 1, memory_order_relaxed) % GUARD_Q_SHARDS;
+    guard_qring *r = &g_guard.q[i];
+    if (!r->ring) {
+        guard_lock(&r->lock);
+        if (!r->ring) r->ring = htri_os_pages_reserve(GUARD_Q_SLOTS * sizeof(htri_guard_qentry));
+        guard_unlock(&r->lock);
+        if (!r->ring) i = 0;
+    }
+    t_qring = i + 1;
+    return &g_guard.q[i];
+}
+
 int htri_guard_quarantine_push(const htri_guard_qentry *e)
 {
     if (!g_guard.q_budget || guard_q_cost(e) > g_guard.q_budget / 4) return 1;
     memset((void *)e->user, HTR_FILL_FREED, e->size);
-    guard_lock(&g_guard.q_lock);
-    if (g_guard.q_tail - g_guard.q_head >= GUARD_Q_SLOTS) {
-        guard_unlock(&g_guard.q_lock);
+    guard_qring *r = guard_q_mine();
+    guard_lock(&r->lock);
+    if (r->tail - r->head >= GUARD_Q_SLOTS) {
+        guard_unlock(&r->lock);
         return 1;
     }
-    g_guard.q_ring[g_guard.q_tail & (GUARD_Q_SLOTS - 1)] = *e;
+    r->ring[r->tail & (GUARD_Q_SLOTS - 1)] = *e;
     /* atomic stores: guard_q_take reads these two without the lock */
-    __atomic_store_n(&g_guard.q_tail, g_guard.q_tail + 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&g_guard.q_bytes, g_guard.q_bytes + guard_q_cost(e), __ATOMIC_RELAXED);
-    guard_unlock(&g_guard.q_lock);
+    __atomic_store_n(&r->tail, r->tail + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->bytes, r->bytes + guard_q_cost(e), __ATOMIC_RELAXED);
+    guard_unlock(&r->lock);
+    atomic_fetch_add_explicit(&g_guard.q_total, guard_q_cost(e), memory_order_relaxed);
     return 0;
 }
 
@@ -646,34 +703,50 @@ static int guard_q_check(const htri_guard_qentry *q, htri_error_rec *e)
     return 1;
 }
 
-static int guard_q_take(htri_guard_qentry *out, bool only_over_budget)
+/* Takes ring r's oldest block into *out if it has one and, with only_over_budget, if the
+ * quarantine is over budget (bytes in all rings, or this ring's slots). Ring unlocked. */
+static bool guard_q_take_from(guard_qring *r, htri_guard_qentry *out, bool only_over_budget)
 {
-    if (!g_guard.q_ring) return 0;
-    /* the common answer, "within budget", without the lock (racy reads: the locked test
-     * below decides; a miss here only delays an eviction to the next free) */
-    if (only_over_budget &&
-        __atomic_load_n(&g_guard.q_bytes, __ATOMIC_RELAXED) <= g_guard.q_budget &&
-        __atomic_load_n(&g_guard.q_tail, __ATOMIC_RELAXED) -
-        __atomic_load_n(&g_guard.q_head, __ATOMIC_RELAXED) <= GUARD_Q_SLOTS / 8 * 7)
-        return 0;
-    guard_lock(&g_guard.q_lock);
-    uint64_t n = g_guard.q_tail - g_guard.q_head;
-    bool over = g_guard.q_bytes > g_guard.q_budget || n > GUARD_Q_SLOTS / 8 * 7;
+    if (!r->ring) return false;
+    guard_lock(&r->lock);
+    uint64_t n = r->tail - r->head;
+    bool over = atomic_load_explicit(&g_guard.q_total, memory_order_relaxed) > g_guard.q_budget ||
+                n > GUARD_Q_SLOTS / 8 * 7;
     if (n == 0 || (only_over_budget && !over)) {
-        guard_unlock(&g_guard.q_lock);
-        return 0;
+        guard_unlock(&r->lock);
+        return false;
     }
-    *out = g_guard.q_ring[g_guard.q_head & (GUARD_Q_SLOTS - 1)];
-    __atomic_store_n(&g_guard.q_head, g_guard.q_head + 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&g_guard.q_bytes, g_guard.q_bytes - guard_q_cost(out), __ATOMIC_RELAXED);
+    *out = r->ring[r->head & (GUARD_Q_SLOTS - 1)];
+    __atomic_store_n(&r->head, r->head + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&r->bytes, r->bytes - guard_q_cost(out), __ATOMIC_RELAXED);
     if (n > GUARD_PREFETCH_AHEAD) {
         /* blocks leave cold, a whole budget of frees after they came: start loading one a
          * few evictions ahead (header, fill, redzone), so its check does not wait on memory */
         const uint8_t *ahead = (const uint8_t *)
-            g_guard.q_ring[(g_guard.q_head + GUARD_PREFETCH_AHEAD - 1) & (GUARD_Q_SLOTS - 1)].user;
+            r->ring[(r->head + GUARD_PREFETCH_AHEAD - 1) & (GUARD_Q_SLOTS - 1)].user;
         for (int line = -1; line < 5; line++) __builtin_prefetch(ahead + 64 * line);
     }
-    guard_unlock(&g_guard.q_lock);
+    guard_unlock(&r->lock);
+    atomic_fetch_sub_explicit(&g_guard.q_total, guard_q_cost(out), memory_order_relaxed);
+    return true;
+}
+
+static int guard_q_take(htri_guard_qentry *out, bool only_over_budget)
+{
+    if (!g_guard.q[0].ring) return 0;
+    guard_qring *mine = guard_q_mine();
+    /* the common answer, "within budget", without a lock (racy reads: the locked test in
+     * guard_q_take_from decides; a miss here only delays an eviction to the next free) */
+    if (only_over_budget &&
+        atomic_load_explicit(&g_guard.q_total, memory_order_relaxed) <= g_guard.q_budget &&
+        __atomic_load_n(&mine->tail, __ATOMIC_RELAXED) -
+        __atomic_load_n(&mine->head, __ATOMIC_RELAXED) <= GUARD_Q_SLOTS / 8 * 7)
+        return 0;
+    bool got = guard_q_take_from(mine, out, only_over_budget);
+    /* own ring empty (or, at exit, drained): the others', in turn */
+    for (int i = 0; !got && i < GUARD_Q_SHARDS; i++)
+        if (&g_guard.q[i] != mine) got = guard_q_take_from(&g_guard.q[i], out, only_over_budget);
+    if (!got) return 0;
 
     htri_error_rec e;
     if (guard_q_check(out, &e)) guard_report(&e);
@@ -692,62 +765,76 @@ int htri_guard_quarantine_pop(htri_guard_qentry *out) { return guard_q_take(out,
 int htri_guard_quarantine_find(uintptr_t addr, bool interior, htri_guard_qentry *out)
 {
     int found = 0;
-    if (!g_guard.q_ring) return 0;
-    guard_lock(&g_guard.q_lock);
-    /* newest first: a double free usually follows its first free closely */
-    for (uint64_t s = g_guard.q_tail; s != g_guard.q_head; s--) {
-        const htri_guard_qentry *q = &g_guard.q_ring[(s - 1) & (GUARD_Q_SLOTS - 1)];
-        if (q->user == addr ||
-            (interior && addr > q->user && addr < q->user + (q->size ? q->size : 1))) {
-            *out = *q;
-            found = 1;
-            break;
+    for (int i = 0; i < GUARD_Q_SHARDS && !found; i++) {
+        guard_qring *r = &g_guard.q[i];
+        if (!r->ring) continue;
+        guard_lock(&r->lock);
+        /* newest first: a double free usually follows its first free closely */
+        for (uint64_t s = r->tail; s != r->head; s--) {
+            const htri_guard_qentry *q = &r->ring[(s - 1) & (GUARD_Q_SLOTS - 1)];
+            if (q->user == addr ||
+                (interior && addr > q->user && addr < q->user + (q->size ? q->size : 1))) {
+                *out = *q;
+                found = 1;
+                break;
+            }
         }
+        guard_unlock(&r->lock);
     }
-    guard_unlock(&g_guard.q_lock);
     return found;
 }
 
 void htri_guard_quarantine_stats(size_t *n_blocks, uint64_t *bytes)
 {
-    guard_lock(&g_guard.q_lock);
-    if (n_blocks) *n_blocks = (size_t)(g_guard.q_tail - g_guard.q_head);
-    if (bytes) *bytes = g_guard.q_bytes;
-    guard_unlock(&g_guard.q_lock);
+    size_t n = 0;
+    uint64_t b = 0;
+    for (int i = 0; i < GUARD_Q_SHARDS; i++) {
+        guard_qring *r = &g_guard.q[i];
+        guard_lock(&r->lock);
+        n += (size_t)(r->tail - r->head);
+        b += r->bytes;
+        guard_unlock(&r->lock);
+    }
+    if (n_blocks) *n_blocks = n;
+    if (bytes) *bytes = b;
 }
 
 int htri_guard_quarantine_verify_all(void)
 {
-    /* Blocks are checked under the lock (eviction would free them under our feet), their
-     * errors reported after it, a batch at a time, repaired so each is reported once. */
+    /* Blocks are checked under their ring's lock (eviction would free them under our feet),
+     * their errors reported after it, a batch at a time, repaired so each is reported once. */
     enum { BATCH = 16 };
     htri_error_rec errs[BATCH];
     int total = 0;
-    uint64_t s = 0;
-    bool started = false;
-    if (!g_guard.q_ring) return 0;
-    for (;;) {
-        int n = 0;
-        guard_lock(&g_guard.q_lock);
-        if (!started || s < g_guard.q_head) s = g_guard.q_head;
-        started = true;
-        for (; s != g_guard.q_tail && n < BATCH; s++) {
-            const htri_guard_qentry *q = &g_guard.q_ring[s & (GUARD_Q_SLOTS - 1)];
-            if (guard_q_check(q, &errs[n])) {
-                memset((void *)q->user, HTR_FILL_FREED, q->size);
-                if (g_guard.rz && q->align_log2) {
-                    memset((uint8_t *)q->user - g_guard.rz, HTR_FILL_GUARD, g_guard.rz);
-                    memset((uint8_t *)q->user + q->size, HTR_FILL_GUARD, g_guard.rz);
+    for (int i = 0; i < GUARD_Q_SHARDS; i++) {
+        guard_qring *r = &g_guard.q[i];
+        if (!r->ring) continue;
+        uint64_t s = 0;
+        bool started = false;
+        for (;;) {
+            int n = 0;
+            guard_lock(&r->lock);
+            if (!started || s < r->head) s = r->head;
+            started = true;
+            for (; s != r->tail && n < BATCH; s++) {
+                const htri_guard_qentry *q = &r->ring[s & (GUARD_Q_SLOTS - 1)];
+                if (guard_q_check(q, &errs[n])) {
+                    memset((void *)q->user, HTR_FILL_FREED, q->size);
+                    if (g_guard.rz && q->align_log2) {
+                        memset((uint8_t *)q->user - g_guard.rz, HTR_FILL_GUARD, g_guard.rz);
+                        memset((uint8_t *)q->user + q->size, HTR_FILL_GUARD, g_guard.rz);
+                    }
+                    n++;
                 }
-                n++;
             }
+            bool done = s == r->tail;
+            guard_unlock(&r->lock);
+            for (int k = 0; k < n; k++) guard_report(&errs[k]);
+            total += n;
+            if (done) break;
         }
-        bool done = s == g_guard.q_tail;
-        guard_unlock(&g_guard.q_lock);
-        for (int i = 0; i < n; i++) guard_report(&errs[i]);
-        total += n;
-        if (done) return total;
     }
+    return total;
 }
 
 /* ---- Fault injection ----------------------------------------------------------------- */

@@ -619,6 +619,12 @@ static void *mt_worker(void *arg)
     return NULL;
 }
 
+static void *mt_push_one(void *arg)
+{
+    CHECK(htri_guard_quarantine_push((const htri_guard_qentry *)arg) == 0);
+    return NULL;
+}
+
 static void test_quarantine_threads(void)
 {
     guard_setup(16, 256 * 1024);
@@ -629,6 +635,16 @@ static void test_quarantine_threads(void)
     uint64_t bytes;
     htri_guard_quarantine_stats(&nq, &bytes);
     CHECK(bytes <= 256 * 1024);
+    /* a block another thread freed (into a ring of its own: threads are dealt rings in
+     * turn) is found by this one, so a double free across threads is still named one */
+    void *raw;
+    uint8_t *u = guarded_alloc(40, 0, &raw);
+    htri_guard_qentry e = qentry(u, 40, 77), f;
+    pthread_t one;
+    pthread_create(&one, NULL, mt_push_one, &e);
+    pthread_join(one, NULL);
+    CHECK(htri_guard_quarantine_find((uintptr_t)u, false, &f) == 1 && f.free_node == 77);
+    g_mt_evicted--;   /* counted below as it is drained */
     htri_guard_qentry out;
     while (htri_guard_quarantine_pop(&out)) {
         free(htri_guard_raw((void *)out.user));
