@@ -899,6 +899,13 @@ static inline agent_thread *agent_self(void)
     return t;
 }
 
+/* The thread's ALLOC/INHERIT record took its number. Only the owner writes next_no; a new
+ * thread reads every slot's (agent_thread_new), hence the relaxed atomic store. */
+static inline void agent_no_taken(agent_thread *t)
+{
+    __atomic_store_n(&t->next_no, t->next_no + 1, __ATOMIC_RELAXED);
+}
+
 /* The reference the thread's next ALLOC/INHERIT record gets. Past 2^42 numbers (days of
  * nothing but allocating) the table could not hold it: recording stops, rather than lie. */
 static inline uint64_t agent_ref(agent_thread *t)
@@ -1139,7 +1146,7 @@ agent_on_alloc(uint8_t family, void *p, size_t size, uint16_t tag, const uintptr
             b->used = (size_t)(htri_ev_put_alloc(b->data + b->used, &b->ev,
                                                  (uint8_t)(HTRI_REC_ALLOC + family), now, size,
                                                  node) - b->data);
-            t->next_no++;
+            agent_no_taken(t);
             agent_tot_note(t, (int64_t)size, 1, now);
         } else if (blk.ref) {
             blk.ref = 0;               /* no record, so nothing may name that number */
@@ -1249,7 +1256,7 @@ void htri_agent_on_realloc(const htri_block *old, void *new_p, size_t size, cons
                 b->used = (size_t)(htri_ev_put_alloc(b->data + b->used, &b->ev,
                                                      HTRI_REC_ALLOC + HTRI_FAM_REALLOC, now,
                                                      size, node) - b->data);
-                t->next_no++;
+                agent_no_taken(t);
             }
             /* one add for the pair: the live heap between them is never the peak */
             int old_counted = freed && old->ref;
@@ -1461,7 +1468,7 @@ static int agent_inherit_one(void *user, htri_block *blk)
     b->used = (size_t)(htri_ev_put_alloc(b->data + b->used, &b->ev,
                                          (uint8_t)(HTRI_REC_INHERIT + blk->family), c->now,
                                          blk->size, blk->node) - b->data);
-    t->next_no++;
+    agent_no_taken(t);
     c->bytes += (int64_t)blk->size;
     c->blocks++;
     if (c->bytes > c->peak_bytes) {
