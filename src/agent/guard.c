@@ -38,9 +38,10 @@ static struct {
     /* quarantine: FIFO rings, each of entries [head, tail) by sequence number, and one byte
      * budget over all of them. A thread queues into and evicts from its own ring (threads are
      * dealt rings in turn), so two threads freeing at once no longer meet on one lock: with a
-     * single ring, that lock was a quarter of a 2-thread churn run. A thread evicts its own
-     * oldest block while the total is over budget, and another ring's when its own is empty,
-     * so a single-threaded program has one exact FIFO of the whole budget. No index by
+     * single ring, that lock was a quarter of a 2-thread churn run. While the total is over
+     * budget a thread evicts its own oldest block if its ring holds its share of the bytes,
+     * else the fullest ring's oldest (and another ring's when its own is empty), so a
+     * single-threaded program has one exact FIFO of the whole budget. No index by
      * address: an index keyed by ever-new addresses costs cache misses on every free, while
      * only bad frees (rare) look blocks up, and they can afford a scan of every ring. */
     guard_qring q[GUARD_Q_SHARDS];
@@ -742,7 +743,29 @@ static int guard_q_take(htri_guard_qentry *out, bool only_over_budget)
         __atomic_load_n(&mine->tail, __ATOMIC_RELAXED) -
         __atomic_load_n(&mine->head, __ATOMIC_RELAXED) <= GUARD_Q_SLOTS / 8 * 7)
         return 0;
-    bool got = guard_q_take_from(mine, out, only_over_budget);
+    bool got = false;
+    if (only_over_budget) {
+        /* Own ring first only while it holds its share of the budget; otherwise the fullest
+         * ring's oldest. A thread whose ring is small (it started freeing after others had
+         * filled the budget) would else evict the block it has just freed, and a write to it
+         * would go unseen: one FIFO would keep it for a whole budget of frees. */
+        unsigned n_dealt = atomic_load_explicit(&g_guard.q_dealt, memory_order_relaxed);
+        uint64_t share = atomic_load_explicit(&g_guard.q_total, memory_order_relaxed) /
+                         (n_dealt < 1 ? 1 : n_dealt > GUARD_Q_SHARDS ? GUARD_Q_SHARDS : n_dealt);
+        if (__atomic_load_n(&mine->bytes, __ATOMIC_RELAXED) < share) {
+            guard_qring *fat = mine;
+            uint64_t fat_bytes = __atomic_load_n(&mine->bytes, __ATOMIC_RELAXED);
+            for (int i = 0; i < GUARD_Q_SHARDS; i++) {
+                uint64_t b = __atomic_load_n(&g_guard.q[i].bytes, __ATOMIC_RELAXED);
+                if (g_guard.q[i].ring && b > fat_bytes) {
+                    fat = &g_guard.q[i];
+                    fat_bytes = b;
+                }
+            }
+            if (fat != mine) got = guard_q_take_from(fat, out, true);
+        }
+    }
+    if (!got) got = guard_q_take_from(mine, out, only_over_budget);
     /* own ring empty (or, at exit, drained): the others', in turn */
     for (int i = 0; !got && i < GUARD_Q_SHARDS; i++)
         if (&g_guard.q[i] != mine) got = guard_q_take_from(&g_guard.q[i], out, only_over_budget);

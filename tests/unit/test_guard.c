@@ -655,6 +655,58 @@ static void test_quarantine_threads(void)
     htri_guard_shutdown();
 }
 
+/* One thread fills the quarantine and goes quiet; a second thread's freed block must still
+ * wait a budget's worth of frees, as it would in one FIFO: evicting from the second thread's
+ * own (nearly empty) ring first would free it at once, and a write after that free would go
+ * unseen. */
+static uint8_t *g_share_first;
+
+static void share_push(size_t size, uint8_t **user)
+{
+    void *raw;
+    uint8_t *u = guarded_alloc(size, 0, &raw);
+    htri_guard_qentry e = qentry(u, size, 5), out;
+    if (htri_guard_quarantine_push(&e)) free(raw);
+    while (htri_guard_quarantine_evict(&out)) free(htri_guard_raw((void *)out.user));
+    if (user) *user = u;
+}
+
+static void *share_fill_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++) share_push(1000, NULL);   /* ~200 KiB through a 64 KiB budget */
+    return NULL;
+}
+
+static void *share_late_thread(void *arg)
+{
+    (void)arg;
+    share_push(100, &g_share_first);
+    for (int i = 0; i < 10; i++) share_push(64, NULL);
+    return NULL;
+}
+
+static void test_quarantine_rings_share_budget(void)
+{
+    guard_setup(16, 64 * 1024);
+    /* two new threads: dealt rings in turn, so never the same one */
+    pthread_t th;
+    pthread_create(&th, NULL, share_fill_thread, NULL);
+    pthread_join(th, NULL);
+    pthread_create(&th, NULL, share_late_thread, NULL);
+    pthread_join(th, NULL);
+    htri_guard_qentry f, out;
+    /* 1 KiB freed after it: the block is far from the front of a 64 KiB FIFO */
+    CHECK(htri_guard_quarantine_find((uintptr_t)g_share_first, false, &f) == 1);
+    size_t nq;
+    uint64_t bytes;
+    htri_guard_quarantine_stats(&nq, &bytes);
+    CHECK(bytes <= 64 * 1024);
+    while (htri_guard_quarantine_pop(&out)) free(htri_guard_raw((void *)out.user));
+    CHECK_EQ_U(g_n_errs, 0);
+    htri_guard_shutdown();
+}
+
 /* Out of address space: init keeps working with the quarantine off (-ENOMEM), and the top
  * holders report fails cleanly. Forced in a child under a tight RLIMIT_AS. */
 #include <sys/resource.h>
@@ -699,6 +751,7 @@ int main(void)
     test_aligned();
     test_quarantine();
     test_quarantine_threads();
+    test_quarantine_rings_share_budget();
     test_bad_frees();
     test_fault_injection();
     test_limit();
