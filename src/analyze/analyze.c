@@ -84,6 +84,9 @@ typedef struct analyze_pass {
     htri_totals_rec totals;
     htri_reader *r;
     size_t end_frame;
+    /* frees of blocks whose ALLOC has not come yet (analyze_park) */
+    htri_record *parked;
+    size_t n_parked, cap_parked;
 } analyze_pass;
 
 #define ANALYZE_MAX_NODE_GAP (1u << 20)
@@ -758,6 +761,53 @@ static void analyze_release(analyze_pass *ps, analyze_block *slot, analyze_ring 
     analyze_live_remove(ps, slot, ring);
 }
 
+/* The merge orders a tick's records by their threads' heads only: when the allocating
+ * thread's head in that tick is a free of its own, another thread's free of the block that
+ * thread allocates next in the same tick can come first. So a free naming a number its thread
+ * has not reached yet waits here for that ALLOC (analyze_unpark), rather than counting as a
+ * free of a block from before the trace. Only frees of blocks allocated in the same tick by
+ * another thread wait, so the list stays a few entries long; one a damaged trace leaves
+ * behind counts as unknown at the end, and past ANALYZE_MAX_PARKED frees are not kept. */
+#define ANALYZE_MAX_PARKED 4096
+
+static int analyze_unseen(analyze_pass *ps, uint32_t tid, uint64_t no)
+{
+    size_t tix = analyze_thread_ix(ps, tid);
+    if (tix >= ps->cap_rings || !ps->rings[tix].any)
+        return 1;
+    return no > ps->rings[tix].max_no;
+}
+
+static int analyze_park(analyze_pass *ps, const htri_record *rec)
+{
+    if (ps->n_parked >= ANALYZE_MAX_PARKED ||
+        analyze_reserve((void **)&ps->parked, &ps->cap_parked, ps->n_parked + 1, sizeof *ps->parked) < 0)
+        return 0;
+    ps->parked[ps->n_parked++] = *rec;
+    return 1;
+}
+
+static void analyze_release(analyze_pass *ps, analyze_block *slot, analyze_ring *ring,
+                            const htri_record *rec);
+
+/* The ALLOC of (tid, no) has been applied: a free that waited for it applies now. */
+static void analyze_unpark(analyze_pass *ps, uint32_t tid, uint64_t no)
+{
+    for (size_t i = 0; i < ps->n_parked; i++) {
+        htri_record *p = &ps->parked[i];
+        if (p->ref_tid != tid || p->ref != no)
+            continue;
+        analyze_ring *ring = NULL;
+        analyze_block *slot = analyze_live_find(ps, tid, no, &ring);
+        if (slot)
+            analyze_release(ps, slot, ring, p);
+        else
+            ps->m->unknown_frees++;
+        ps->parked[i] = ps->parked[--ps->n_parked];
+        return;
+    }
+}
+
 static int analyze_event(analyze_pass *ps, const htri_record *rec)
 {
     htri_model *m = ps->m;
@@ -811,6 +861,8 @@ static int analyze_event(analyze_pass *ps, const htri_record *rec)
             m->peak_event = ps->n_events;
             ps->epoch++;          /* every site's current values are its peak values now */
         }
+        if (htri_unlikely(ps->n_parked))
+            analyze_unpark(ps, rec->ref_tid, rec->ref);
         break;
     }
     case HTRI_REC_FREE: {
@@ -819,7 +871,8 @@ static int analyze_event(analyze_pass *ps, const htri_record *rec)
         analyze_ring *ring = NULL;
         analyze_block *slot = rec->ref_known ? analyze_live_find(ps, rec->ref_tid, rec->ref, &ring) : NULL;
         if (!slot) {
-            m->unknown_frees++;
+            if (!(rec->ref_known && analyze_unseen(ps, rec->ref_tid, rec->ref) && analyze_park(ps, rec)))
+                m->unknown_frees++;
             break;
         }
         analyze_release(ps, slot, ring, rec);
@@ -990,6 +1043,7 @@ static int analyze_run(htri_reader *r, const htri_analyze_opts *opts, int meta_o
     }
     if (ps.in_check)
         m->n_leak_checks_incomplete++;     /* a cut trace: the check never finished */
+    m->unknown_frees += ps.n_parked;       /* their ALLOC never came */
     m->n_events = ps.n_events;
     m->max_open_frames = meta_only ? 0 : htri_reader_max_open(r);
     if (!meta_only) {
@@ -1040,6 +1094,7 @@ static int analyze_run(htri_reader *r, const htri_analyze_opts *opts, int meta_o
     free(ps.pending);
     free(ps.tid_slots);
     free(ps.site_epoch);
+    free(ps.parked);
     *out = m;
     return 0;
 fail:
@@ -1050,6 +1105,7 @@ fail:
     free(ps.pending);
     free(ps.tid_slots);
     free(ps.site_epoch);
+    free(ps.parked);
     htri_model_free(m);
     return rc;
 }

@@ -245,6 +245,68 @@ static void test_same_tick(void)
     free(e.buf);
 }
 
+/* A block allocated by one thread and freed by another in the same tick, where the allocating
+ * thread's head in that tick is a free of its own: both heads are frees, so the merge may put
+ * the other thread's free first. It must still end the block (not count as a free of a block
+ * from before the trace), in either file order. */
+static void test_same_tick_free_first(void)
+{
+    for (int order = 0; order < 2; order++) {
+        enc e;
+        enc_file(&e, 1, 0);
+        enc_begin(&e, HTRI_FRAME_META, 0, 0);
+        enc_node(&e, 1, 0, 0x10);
+        enc_end(&e);
+        for (int f = 0; f < 2; f++) {
+            if ((f == 0) == (order == 0)) {
+                enc_begin(&e, HTRI_FRAME_EVENTS, 2, 16384);
+                enc_free_ref(&e, 0, 16384, 1, 1);       /* thread 1's number 1, this tick */
+                enc_end(&e);
+            } else {
+                enc_begin(&e, HTRI_FRAME_EVENTS, 1, 0);
+                enc_alloc(&e, 0, 0, 64, 1, 0x1000);     /* number 0 */
+                enc_free(&e, 0, 16384, 0x1000);         /* the tick starts with a free ... */
+                enc_alloc(&e, 0, 16384, 100, 1, 0x2000);/* ... then number 1 */
+                enc_end(&e);
+            }
+        }
+        htri_model *m = analyze_buf(&e, NULL);
+        CHECK(m != NULL);
+        if (m) {
+            CHECK_EQ_U(m->allocs, 2);
+            CHECK_EQ_U(m->frees, 2);
+            CHECK_EQ_U(m->unknown_frees, 0);
+            CHECK_EQ_U(m->live_blocks, 0);
+            CHECK_EQ_U(m->live_bytes, 0);
+            CHECK_EQ_U(m->peak_bytes, 100);
+            htri_model_free(m);
+        }
+        free(e.buf);
+    }
+
+    /* a free naming a number its thread never reaches (damage) counts as unknown at the end */
+    enc e;
+    enc_file(&e, 1, 0);
+    enc_begin(&e, HTRI_FRAME_META, 0, 0);
+    enc_node(&e, 1, 0, 0x10);
+    enc_end(&e);
+    enc_begin(&e, HTRI_FRAME_EVENTS, 1, 0);
+    enc_alloc(&e, 0, 0, 64, 1, 0x1000);
+    enc_end(&e);
+    enc_begin(&e, HTRI_FRAME_EVENTS, 2, 16384);
+    enc_free_ref(&e, 0, 16384, 1, 5);
+    enc_end(&e);
+    htri_model *m = analyze_buf(&e, NULL);
+    CHECK(m != NULL);
+    if (m) {
+        CHECK_EQ_U(m->frees, 1);
+        CHECK_EQ_U(m->unknown_frees, 1);
+        CHECK_EQ_U(m->live_blocks, 1);
+        htri_model_free(m);
+    }
+    free(e.buf);
+}
+
 /* The model keeps the last complete leak check; a check without its LEAK_END, or whose group
  * count disagrees, is not a result. */
 static void test_leak_checks(void)
@@ -576,6 +638,7 @@ int main(void)
     test_peak_one_pass();
     test_live_rings();
     test_same_tick();
+    test_same_tick_free_first();
     test_leak_checks();
     test_leak_only();
     test_module_lifetime();
