@@ -281,7 +281,8 @@ uint64_t htri_agent_now(void)
     uint64_t tsc0 = c->tsc0, ns0 = c->ns0, mult = c->mult;
     /* The writer refills a slot two calibrations (20 ms) after publishing it: only a hook
      * preempted that long sees it change, and then asks the kernel. */
-    if (htri_unlikely(atomic_load_explicit(&g_clock.cur, memory_order_acquire) != cur))
+    atomic_thread_fence(memory_order_acquire);   /* the slot's loads stay before the re-check */
+    if (htri_unlikely(atomic_load_explicit(&g_clock.cur, memory_order_relaxed) != cur))
         return htri_agent_now_kernel();
     uint64_t d = clock_tsc() - tsc0;
     /* A TSC read just before tsc0 (another core, the same instant) is "no time". */

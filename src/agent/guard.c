@@ -674,8 +674,10 @@ int htri_guard_quarantine_push(const htri_guard_qentry *e)
     /* atomic stores: guard_q_take reads these two without the lock */
     __atomic_store_n(&r->tail, r->tail + 1, __ATOMIC_RELAXED);
     __atomic_store_n(&r->bytes, r->bytes + guard_q_cost(e), __ATOMIC_RELAXED);
-    guard_unlock(&r->lock);
+    /* under the ring lock, so a take of this block never subtracts it before it is added
+     * (the unsigned total would wrap and read as far over budget) */
     atomic_fetch_add_explicit(&g_guard.q_total, guard_q_cost(e), memory_order_relaxed);
+    guard_unlock(&r->lock);
     return 0;
 }
 
@@ -727,8 +729,8 @@ static bool guard_q_take_from(guard_qring *r, htri_guard_qentry *out, bool only_
             r->ring[(r->head + GUARD_PREFETCH_AHEAD - 1) & (GUARD_Q_SLOTS - 1)].user;
         for (int line = -1; line < 5; line++) __builtin_prefetch(ahead + 64 * line);
     }
-    guard_unlock(&r->lock);
     atomic_fetch_sub_explicit(&g_guard.q_total, guard_q_cost(out), memory_order_relaxed);
+    guard_unlock(&r->lock);
     return true;
 }
 
