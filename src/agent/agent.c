@@ -1480,14 +1480,22 @@ static int agent_inherit_one(void *user, htri_block *blk)
     return 0;
 }
 
+/* inherit_pending: 1 due, 2 being written, 0 done. A thread that finds them being written
+ * waits, so no block of its own is taken for an inherited one (and renumbered), and its event
+ * follows them in the totals. */
 static void agent_emit_inherit(void)
 {
     int expected = 1;
-    if (!atomic_compare_exchange_strong(&g_agent.inherit_pending, &expected, 0))
+    if (!atomic_compare_exchange_strong(&g_agent.inherit_pending, &expected, 2)) {
+        while (atomic_load_explicit(&g_agent.inherit_pending, memory_order_acquire) == 2)
+            sched_yield();
         return;
+    }
     agent_thread *t = agent_self();
-    if (!t)
+    if (!t) {
+        atomic_store_explicit(&g_agent.inherit_pending, 0, memory_order_release);
         return;
+    }
     if (g_agent.record_events) {
         agent_inherit_ctx c = { t, g_agent.fork_t, 0, 0, 0, 0, 0 };
         htri_table_lock_all();
@@ -1504,6 +1512,7 @@ static void agent_emit_inherit(void)
         agent_spin_unlock(&t->lock);
         htri_table_unlock_all();
     }
+    atomic_store_explicit(&g_agent.inherit_pending, 0, memory_order_release);
     g_agent.file_wanted = 1;
     agent_futex_wake(&g_agent.wake);
 }
