@@ -24,6 +24,7 @@
 #include "trace/totals_record.h"
 #include "base/fmt.h"
 #include "base/os.h"
+#include "base/spin.h"
 #include "unwind/unwind.h"
 
 extern char **environ;
@@ -192,22 +193,8 @@ __thread int htri_agent_guard __attribute__((tls_model("initial-exec")));
 
 /* ---- small locks ---- */
 
-static inline void agent_spin_lock(volatile int *l)
-{
-    while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
-        int spins = 0;
-        while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
-            if (++spins < 200)
-                __builtin_ia32_pause();
-            else
-                sched_yield();
-        }
-    }
-}
-static inline int agent_spin_trylock(volatile int *l)
-{
-    return !__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE);
-}
+static inline void agent_spin_lock(volatile int *l) { htri_spin_lock(l); }
+static inline int agent_spin_trylock(volatile int *l) { return htri_spin_trylock(l); }
 /* Bounded: for the fatal-signal path, which must never deadlock on a lock its own thread
  * was holding when the signal came. */
 static int agent_spin_lock_bounded(volatile int *l, long spins)
@@ -219,7 +206,7 @@ static int agent_spin_lock_bounded(volatile int *l, long spins)
     }
     return 0;
 }
-static inline void agent_spin_unlock(volatile int *l) { __atomic_store_n(l, 0, __ATOMIC_RELEASE); }
+static inline void agent_spin_unlock(volatile int *l) { htri_spin_unlock(l); }
 
 static void agent_futex_wake(_Atomic uint32_t *w)
 {

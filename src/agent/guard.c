@@ -4,7 +4,6 @@
  * follows AddressSanitizer's allocator (redzones around each chunk, a FIFO quarantine with a
  * byte budget) without its shadow memory: damage is found by checking patterns, not at the
  * faulting instruction, which is why reports say where the damage was *found*. */
-#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <link.h>
@@ -12,6 +11,7 @@
 #include "base/common.h"
 #include "base/hash.h"
 #include "base/os.h"
+#include "base/spin.h"
 #include "trace/format.h"
 #include "agent/guard.h"
 
@@ -24,7 +24,7 @@
 #define GUARD_STACK_GUESS (8u << 20)      /* how far above sp an address counts as "stack" */
 
 typedef struct guard_qring {
-    atomic_int lock;
+    volatile int lock;
     htri_guard_qentry *ring;        /* reserved when a thread is first dealt it */
     uint64_t head, tail, bytes;
 } __attribute__((aligned(64))) guard_qring;
@@ -59,27 +59,13 @@ static struct {
     _Atomic uint64_t live_bytes;
 
     /* error counts */
-    atomic_int ctx_lock;
+    volatile int ctx_lock;
     uint64_t n_errors, n_contexts;
     uint64_t ctx_keys[GUARD_CTX_SLOTS];
 } g_guard;
 
-/* Spins briefly, then yields: on a loaded machine the holder may be preempted, and spinning
- * out our time slice only delays it further. */
-static void guard_lock(atomic_int *l)
-{
-    while (atomic_exchange_explicit(l, 1, memory_order_acquire)) {
-        int spins = 0;
-        while (atomic_load_explicit(l, memory_order_relaxed)) {
-            if (++spins < 1000)
-                __builtin_ia32_pause();
-            else
-                sched_yield();
-        }
-    }
-}
-
-static void guard_unlock(atomic_int *l) { atomic_store_explicit(l, 0, memory_order_release); }
+static inline void guard_lock(volatile int *l) { htri_spin_lock(l); }
+static inline void guard_unlock(volatile int *l) { htri_spin_unlock(l); }
 
 /* ---- Options ------------------------------------------------------------------------- */
 

@@ -1,13 +1,13 @@
 /* The live-block table of table.h: addr -> {size, stack node, family}. The hooks insert on
  * every allocation and remove on every free; fork and the leak scan take snapshots.
  * Linear probing with backward-shift deletion (no tombstones), one spinlock per shard. */
-#include <sched.h>
 #include <string.h>
 
 #include "agent/table.h"
 #include "base/common.h"
 #include "base/hash.h"
 #include "base/os.h"
+#include "base/spin.h"
 
 #define TABLE_SHARDS 64               /* power of two; top bits of the hash pick the shard */
 #define TABLE_INITIAL_SLOTS 64        /* per shard: 1.5 KiB, so small heaps stay in cache */
@@ -30,19 +30,8 @@ static struct {
     table_shard shards[TABLE_SHARDS];
 } g_table;
 
-static inline void table_lock(table_shard *s)
-{
-    while (__atomic_exchange_n(&s->lock, 1, __ATOMIC_ACQUIRE)) {
-        int spins = 0;
-        while (__atomic_load_n(&s->lock, __ATOMIC_RELAXED)) {
-            if (++spins < 1000)
-                __builtin_ia32_pause();
-            else
-                sched_yield();
-        }
-    }
-}
-static inline void table_unlock(table_shard *s) { __atomic_store_n(&s->lock, 0, __ATOMIC_RELEASE); }
+static inline void table_lock(table_shard *s) { htri_spin_lock(&s->lock); }
+static inline void table_unlock(table_shard *s) { htri_spin_unlock(&s->lock); }
 
 static inline uint64_t table_hash(uintptr_t addr) { return htri_hash64((uint64_t)addr); }
 
