@@ -33,7 +33,7 @@ typedef struct analyze_blocks {
  * quarter of it is live, up to ANALYZE_RING_MAX slots, so its memory follows the thread's
  * live blocks, not its events. */
 #define ANALYZE_RING_MIN 64
-#define ANALYZE_RING_MAX (1u << 16)
+#define ANALYZE_RING_MAX (1u << 18)
 
 typedef struct analyze_ring {
     analyze_block *slots;
