@@ -1682,6 +1682,123 @@ static void agent_write_nodes(uint64_t now)
 /* One pass of the writer: steal partial buffers, then META (RSS, modules, nodes, threads),
  * then EVENTS frames, then THREAD_END. Called with wlock held. `final`: also take buffers
  * of threads we may only try-lock (bounded) and always sample. */
+/* ---- gathering a busy thread's buffers into bigger EVENTS frames ----
+ * The writer takes a thread's partial buffer every pass (10 ms), so a busy thread's frames
+ * were ~40 KB raw, each compressed alone: zstd never saw the longer repeats of a real
+ * program (cc1's trace, re-compressed 16 frames at a time offline, shrank 4.67 -> 1.96 MB).
+ * A thread's buffers are appended to one frame (htri_ev_append re-bases the joins) until it
+ * holds AGENT_GATHER_BYTES or AGENT_GATHER_PASSES passes went by; a thread that handed in
+ * nothing this pass has its frame written at once, so an idle program's events reach the
+ * file as soon as before, and a killed busy one loses at most half a second more. Writer
+ * thread only (the fork child starts empty). */
+#define AGENT_GATHER_SLOTS 64
+#define AGENT_GATHER_BYTES (512u * 1024)
+#define AGENT_GATHER_PASSES 50
+
+typedef struct agent_gather {
+    uint32_t tid;
+    int used, got;
+    unsigned passes;
+    uint64_t next_no;       /* the first_no the thread's next buffer must have to join */
+    uint64_t addr;          /* the frame's last MMAP/MUNMAP address */
+    htri_recbuf rb;
+} agent_gather;
+
+static agent_gather g_gather[AGENT_GATHER_SLOTS];
+
+static void agent_gather_flush(agent_gather *g)
+{
+    if (g->used && g->rb.n_records && g_agent.file_state == AGENT_FILE_OPEN &&
+        htri_writer_frame(&g_agent.w, HTRI_FRAME_EVENTS, g->tid, g->rb.n_records, g->rb.t_first,
+                          g->rb.t_last, g->rb.data, g->rb.len) < 0)
+        agent_writer_failed();
+    htri_recbuf_reset(&g->rb);
+    g->used = g->got = 0;
+    g->passes = 0;
+}
+
+/* Takes buffer b into its thread's frame. Returns 1 when the caller must write b as a frame
+ * of its own (no slot, no memory, or b does not parse): anything of its thread gathered
+ * before has been written by then, so the thread's frames stay in order. */
+static int agent_gather_put(const agent_buf *b)
+{
+    agent_gather *g = NULL, *spare = NULL;
+    for (int i = 0; i < AGENT_GATHER_SLOTS; i++) {
+        if (g_gather[i].used && g_gather[i].tid == b->tid) {
+            g = &g_gather[i];
+            break;
+        }
+        if (!g_gather[i].used && !spare)
+            spare = &g_gather[i];
+    }
+    const uint8_t *q = b->data;
+    uint64_t first_no;
+    if (!b->n_records || htri_varint_get(&q, b->data + b->used, &first_no) < 0) {
+        if (g)
+            agent_gather_flush(g);
+        return 1;
+    }
+    /* a number skipped (a record dropped) or a frame full: the frame so far is done */
+    if (g && (first_no != g->next_no || g->rb.len + b->used > 2 * AGENT_GATHER_BYTES)) {
+        agent_gather_flush(g);
+        spare = g;
+        g = NULL;
+    }
+    if (!g) {
+        if (!spare || htri_recbuf_room(&spare->rb, b->used) < 0) {
+            if (spare)
+                htri_recbuf_reset(&spare->rb);
+            return 1;
+        }
+        g = spare;
+        memcpy(g->rb.data, b->data, b->used);
+        g->rb.len = b->used;
+        g->rb.n_records = b->n_records;
+        g->rb.t_first = b->t_first;
+        g->rb.t_last = b->t_last;
+        g->addr = b->ev.addr_prev;
+        g->tid = b->tid;
+        g->used = 1;
+        g->passes = 0;
+    } else if (htri_ev_append(&g->rb, &g->addr, b->data, b->used, b->n_records, b->t_first,
+                              b->t_last) < 0) {
+        agent_gather_flush(g);
+        return 1;
+    }
+    g->next_no = b->ev.next_no;
+    g->got = 1;
+    return 0;
+}
+
+/* End of a pass: writes the frames that are full, old, idle, of an ending thread, or all of
+ * them on the final pass. */
+static void agent_gather_end_pass(int final, agent_thread *const *ending, int n_ending)
+{
+    for (int i = 0; i < AGENT_GATHER_SLOTS; i++) {
+        agent_gather *g = &g_gather[i];
+        if (!g->used)
+            continue;
+        int ends = 0;
+        for (int e = 0; e < n_ending; e++)
+            ends |= (uint32_t)ending[e]->tid == g->tid;
+        if (final || ends || !g->got || g->rb.len >= AGENT_GATHER_BYTES ||
+            ++g->passes >= AGENT_GATHER_PASSES)
+            agent_gather_flush(g);
+        else
+            g->got = 0;
+    }
+}
+
+/* Fork child: what was gathered belongs to the parent's trace. */
+static void agent_gather_drop(void)
+{
+    for (int i = 0; i < AGENT_GATHER_SLOTS; i++) {
+        htri_recbuf_reset(&g_gather[i].rb);
+        g_gather[i].used = g_gather[i].got = 0;
+        g_gather[i].passes = 0;
+    }
+}
+
 static void agent_writer_pass(int final, long spin_bound)
 {
     uint64_t now = htri_agent_now();
@@ -1783,13 +1900,15 @@ static void agent_writer_pass(int final, long spin_bound)
     while (q) {
         agent_buf *b = q;
         q = q->next;
-        if (g_agent.file_state == AGENT_FILE_OPEN &&
+        if (g_agent.file_state == AGENT_FILE_OPEN && agent_gather_put(b) &&
             htri_writer_frame(&g_agent.w, HTRI_FRAME_EVENTS, b->tid, b->n_records, b->t_first,
                               b->t_last, b->data, b->used) < 0)
             agent_writer_failed();
         __atomic_fetch_sub(&g_agent.q_bytes, b->used, __ATOMIC_RELAXED);
         agent_buf_put(b);
     }
+
+    agent_gather_end_pass(final, ending, n_ending);
 
     for (int i = 0; i < n_ending; i++) {
         if (ending[i]->announced)
@@ -2139,6 +2258,7 @@ static void agent_fork_child(void)
     }
     g_agent.q_head = g_agent.q_tail = NULL;
     g_agent.q_bytes = 0;
+    agent_gather_drop();
     agent_thread *self = t_self;
     for (agent_thread *t = g_agent.threads; t; t = t->next) {
         if (t->buf) {

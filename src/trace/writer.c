@@ -130,6 +130,74 @@ static size_t writer_split_events(const uint8_t *raw, size_t raw_size, uint32_t 
     return (size_t)(dst[HTRI_ES_REFS] - out);
 }
 
+int htri_ev_append(htri_recbuf *b, uint64_t *addr, const uint8_t *raw, size_t raw_size,
+                   uint32_t n_records, uint64_t t_first, uint64_t t_last)
+{
+    const uint8_t *end = raw + raw_size;
+    size_t first_len = writer_varint_len(raw, end);
+    if (!first_len || !n_records || t_first < b->t_last)
+        return -EINVAL;
+    /* worst case: two fields grow to HTRI_VARINT_MAX bytes */
+    int rc = htri_recbuf_room(b, raw_size + 2 * HTRI_VARINT_MAX);
+    if (rc < 0)
+        return rc;
+    uint8_t *o = b->data + b->len;
+    const uint8_t *p = raw + first_len;
+    uint64_t a = 0;              /* the buffer's own delta base: 0 at its start */
+    int rebased_addr = 0;
+    for (uint32_t k = 0; k < n_records; k++) {
+        if (p >= end)
+            return -EINVAL;
+        uint8_t tag = *p++;
+        *o++ = tag;
+        int odd_ref = 0;
+        for (int i = 0;; i++) {
+            int st = htri_ev_stream(tag, i);
+            if (st < 0 || (i == 2 && tag >= HTRI_REC_FREE && tag < HTRI_REC_MMAP && !odd_ref))
+                break;
+            size_t n = writer_varint_len(p, end);
+            if (!n)
+                return -EINVAL;
+            if (i == 1 && tag >= HTRI_REC_FREE && tag < HTRI_REC_MMAP)
+                odd_ref = p[0] & 1;
+            int is_addr = (tag == HTRI_REC_MMAP && i == 3) || (tag == HTRI_REC_MUNMAP && i == 2);
+            if (k == 0 && i == 0) {
+                /* the first record's dt counts from the buffer's t_first: from b's last */
+                const uint8_t *q = p;
+                uint64_t v, dt;
+                if (htri_varint_get(&q, end, &v) < 0 || htri_dt_decode(v, &dt) < 0)
+                    return -EINVAL;
+                o = htri_varint_put(o, htri_dt_code(t_first + dt - b->t_last));
+            } else if (is_addr) {
+                const uint8_t *q = p;
+                uint64_t v;
+                if (htri_varint_get(&q, end, &v) < 0)
+                    return -EINVAL;
+                a += (uint64_t)htri_unzigzag(v);
+                if (!rebased_addr) {
+                    o = htri_varint_put(o, htri_zigzag((int64_t)(a - *addr)));
+                    rebased_addr = 1;
+                } else {
+                    memcpy(o, p, n);
+                    o += n;
+                }
+            } else {
+                memcpy(o, p, n);
+                o += n;
+            }
+            p += n;
+        }
+    }
+    if (p != end)
+        return -EINVAL;
+    if (rebased_addr)
+        *addr = a;
+    b->len = (size_t)(o - b->data);
+    b->n_records += n_records;
+    b->t_last = t_last;
+    return 0;
+}
+
 int htri_writer_frame(htri_writer *w, uint8_t kind, uint32_t tid, uint32_t n_records,
                       uint64_t t_first, uint64_t t_last, const void *raw, size_t raw_size)
 {

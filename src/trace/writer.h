@@ -52,6 +52,15 @@ typedef struct htri_recbuf {
 } htri_recbuf;
 
 int htri_recbuf_room(htri_recbuf *b, size_t need);
+/* Appends the EVENTS records of one agent buffer (raw: its first_no prefix, then n_records
+ * interleaved records) to the EVENTS frame being gathered in b, as if they had been encoded
+ * into it: the prefix is dropped, the first record's dt re-based on b's last time
+ * (b->t_last), and the buffer's first MMAP/MUNMAP addr_d (a delta from 0 at a frame's start)
+ * on *addr, b's last mapping address, which then becomes the buffer's last one. b must hold
+ * a frame already (its own prefix and at least one record). Returns 0, -EINVAL if raw does
+ * not parse (b is then unchanged), or -ENOMEM. */
+int htri_ev_append(htri_recbuf *b, uint64_t *addr, const uint8_t *raw, size_t raw_size,
+                   uint32_t n_records, uint64_t t_first, uint64_t t_last);
 void htri_recbuf_reset(htri_recbuf *b);   /* empties, keeps the memory */
 void htri_recbuf_free(htri_recbuf *b);
 /* Flushes b as one frame of `kind` if it is not empty, then resets it. Returns 0 or the

@@ -70,7 +70,10 @@ int main(void)
     CHECK_EQ_U(d.n_end, 1);
     CHECK_EQ_U(d.bad_node_refs, 0);
     CHECK_EQ_U(d.bad_tid_refs, 0);
-    CHECK(d.n_event_frames >= 8);          /* 400k events cannot fit one buffer per thread */
+    /* 400k events fill many buffers per thread; the writer joins a busy thread's buffers
+     * into bigger frames (htri_ev_append), so the counts and the replay above and below are
+     * what prove the joins; every thread has a frame of its own at least */
+    CHECK(d.n_event_frames >= 4);
     CHECK_EQ_U(d.n_threads, 4);
     CHECK_EQ_U(d.n_thread_ends, 4);
     /* 7 leaves x 4 threads share two inner nodes per thread; plus the late stack. */

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -48,8 +49,68 @@ static uint8_t *read_frame(FILE *f, htri_frame_header *fh)
     return raw;
 }
 
+/* Records r[0..n) of thread 7 encoded by one encoder state from `from`, with a frame prefix. */
+static size_t join_encode(uint8_t *out, int from, int n, uint64_t *next_no)
+{
+    static const uint64_t t[] = { 0, 16384, 16384, 49152, 65536, 65536, 81920, 98304, 131072 };
+    htri_evstate s;
+    uint8_t *p = htri_ev_put_start(out, &s, 7, t[from], *next_no);
+    for (int i = from; i < from + n; i++) {
+        switch (i) {
+        case 0: case 3: case 6: p = htri_ev_put_alloc(p, &s, HTRI_REC_ALLOC, t[i], 16 + (uint64_t)i, 2); break;
+        case 1: p = htri_ev_put_mmap(p, &s, t[i], 8192, 3, 0x7f0000100000); break;
+        case 2: p = htri_ev_put_free(p, &s, HTRI_REC_FREE, t[i], 1, 7, *next_no - 1); break;
+        case 4: p = htri_ev_put_mmap(p, &s, t[i], 4096, 3, 0x7f0000200000); break;
+        case 5: p = htri_ev_put_munmap(p, &s, t[i], 4096, 0x7f0000100000); break;
+        case 7: p = htri_ev_put_free(p, &s, HTRI_REC_FREE, t[i], 1, 9, 40); break;
+        case 8: p = htri_ev_put_munmap(p, &s, t[i], 4096, 0x7f0000200000); break;
+        }
+        if (i == 0 || i == 3 || i == 6)
+            (*next_no)++;
+    }
+    return (size_t)(p - out);
+}
+
+/* A frame gathered from two buffers with htri_ev_append is byte for byte the frame one
+ * encoder would have written: the join's dt and the second buffer's first mapping address
+ * are re-based, everything else is copied. Cut at every record boundary. */
+static void test_ev_append(void)
+{
+    static const uint64_t t[] = { 0, 16384, 16384, 49152, 65536, 65536, 81920, 98304, 131072 };
+    uint8_t whole[512], a[512], b[512];
+    uint64_t no = 100;
+    size_t n_whole = join_encode(whole, 0, 9, &no);
+    for (int cut = 1; cut < 9; cut++) {
+        uint64_t na = 100;
+        size_t la = join_encode(a, 0, cut, &na);
+        uint64_t nb = na;
+        size_t lb = join_encode(b, cut, 9 - cut, &nb);
+        htri_recbuf rb = { 0 };
+        CHECK(htri_recbuf_room(&rb, la) == 0);
+        memcpy(rb.data, a, la);
+        rb.len = la;
+        rb.n_records = (uint32_t)cut;
+        rb.t_first = 0;
+        rb.t_last = t[cut - 1];
+        /* the first buffer's last mapping address, as its encoder state would say */
+        uint64_t addr = cut <= 1 ? 0 : cut <= 4 ? 0x7f0000100000 : cut <= 5 ? 0x7f0000200000 : 0x7f0000100000;
+        CHECK(htri_ev_append(&rb, &addr, b, lb, (uint32_t)(9 - cut), t[cut], t[8]) == 0);
+        CHECK_EQ_U(rb.len, n_whole);
+        CHECK(rb.len == n_whole && memcmp(rb.data, whole, n_whole) == 0);
+        CHECK_EQ_U(rb.n_records, 9);
+        CHECK_EQ_U(rb.t_last, t[8]);
+        CHECK_EQ_U(addr, 0x7f0000200000);
+        /* a buffer that does not parse leaves the frame as it was */
+        size_t len = rb.len;
+        CHECK(htri_ev_append(&rb, &addr, b, lb - 1, (uint32_t)(9 - cut), t[8], t[8]) == -EINVAL);
+        CHECK_EQ_U(rb.len, len);
+        htri_recbuf_free(&rb);
+    }
+}
+
 int main(void)
 {
+    test_ev_append();
     char path[] = "/tmp/htr_writer_test_XXXXXX";
     int fd = mkstemp(path);
     CHECK(fd >= 0);
