@@ -75,6 +75,22 @@ static size_t writer_varint_len(const uint8_t *p, const uint8_t *end)
     return 0;
 }
 
+/* Field i (0 = dt) of a record with tag `tag` at p: its stream (HTRI_ES_*) in *st and its
+ * length in *n. Returns 1, 0 when the record has no field i, -1 if the varint is cut short.
+ * *odd_ref carries what field 1 of a FREE said about field 2 (0 before the record). */
+static int writer_field(uint8_t tag, int i, int *odd_ref, const uint8_t *p, const uint8_t *end,
+                        int *st, size_t *n)
+{
+    *st = htri_ev_stream(tag, i);
+    if (*st < 0 || (i == 2 && tag >= HTRI_REC_FREE && tag < HTRI_REC_MMAP && !*odd_ref))
+        return 0;
+    if (!(*n = writer_varint_len(p, end)))
+        return -1;
+    if (i == 1 && tag >= HTRI_REC_FREE && tag < HTRI_REC_MMAP)
+        *odd_ref = p[0] & 1;
+    return 1;
+}
+
 /* Splits an EVENTS frame's interleaved records (first_no, then tag dt fields...) into the
  * streams of format.h at out (room for raw_size + 4 * HTRI_VARINT_MAX). Two walks: the first
  * measures the streams, the second copies every field to its stream. Returns the split
@@ -96,14 +112,13 @@ static size_t writer_split_events(const uint8_t *raw, size_t raw_size, uint32_t 
             if (pass) *dst[HTRI_ES_TAGS]++ = tag; else len[HTRI_ES_TAGS]++;
             int odd_ref = 0;
             for (int i = 0;; i++) {
-                int st = htri_ev_stream(tag, i);
-                if (st < 0 || (i == 2 && tag >= HTRI_REC_FREE && tag < HTRI_REC_MMAP && !odd_ref))
-                    break;
-                size_t n = writer_varint_len(p, end);
-                if (!n)
+                int st;
+                size_t n;
+                int f = writer_field(tag, i, &odd_ref, p, end, &st, &n);
+                if (f < 0)
                     return 0;
-                if (i == 1 && tag >= HTRI_REC_FREE && tag < HTRI_REC_MMAP)
-                    odd_ref = p[0] & 1;
+                if (!f)
+                    break;
                 if (pass) {
                     memcpy(dst[st], p, n);
                     dst[st] += n;
@@ -152,14 +167,13 @@ int htri_ev_append(htri_recbuf *b, uint64_t *addr, const uint8_t *raw, size_t ra
         *o++ = tag;
         int odd_ref = 0;
         for (int i = 0;; i++) {
-            int st = htri_ev_stream(tag, i);
-            if (st < 0 || (i == 2 && tag >= HTRI_REC_FREE && tag < HTRI_REC_MMAP && !odd_ref))
-                break;
-            size_t n = writer_varint_len(p, end);
-            if (!n)
+            int st;
+            size_t n;
+            int f = writer_field(tag, i, &odd_ref, p, end, &st, &n);
+            if (f < 0)
                 return -EINVAL;
-            if (i == 1 && tag >= HTRI_REC_FREE && tag < HTRI_REC_MMAP)
-                odd_ref = p[0] & 1;
+            if (!f)
+                break;
             int is_addr = (tag == HTRI_REC_MMAP && i == 3) || (tag == HTRI_REC_MUNMAP && i == 2);
             if (k == 0 && i == 0) {
                 /* the first record's dt counts from the buffer's t_first: from b's last */
