@@ -212,6 +212,24 @@ int htri_ev_append(htri_recbuf *b, uint64_t *addr, const uint8_t *raw, size_t ra
     return 0;
 }
 
+/* Makes *buf (our own pages, contents not kept) hold at least need bytes, doubling from
+ * `initial`. Returns 0 or -ENOMEM (the old buffer is kept). */
+static int writer_room(uint8_t **buf, size_t *cap, size_t need, size_t initial)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : initial;
+    while (c < need)
+        c *= 2;
+    uint8_t *nb = htri_os_pages_alloc(c);
+    if (!nb)
+        return -ENOMEM;
+    htri_os_pages_free(*buf, *cap);
+    *buf = nb;
+    *cap = c;
+    return 0;
+}
+
 int htri_writer_frame(htri_writer *w, uint8_t kind, uint32_t tid, uint32_t n_records,
                       uint64_t t_first, uint64_t t_last, const void *raw, size_t raw_size)
 {
@@ -225,34 +243,16 @@ int htri_writer_frame(htri_writer *w, uint8_t kind, uint32_t tid, uint32_t n_rec
         /* the split adds the four stream lengths */
         if (raw_size > HTRI_FRAME_MAX_RAW - 4 * HTRI_VARINT_MAX)
             return w->error = -EINVAL;
-        if (raw_size + 4 * HTRI_VARINT_MAX > w->sbuf_cap) {
-            size_t cap = w->sbuf_cap ? w->sbuf_cap : 128 * 1024;
-            while (cap < raw_size + 4 * HTRI_VARINT_MAX)
-                cap *= 2;
-            uint8_t *nb = htri_os_pages_alloc(cap);
-            if (!nb)
-                return w->error = -ENOMEM;
-            htri_os_pages_free(w->sbuf, w->sbuf_cap);
-            w->sbuf = nb;
-            w->sbuf_cap = cap;
-        }
+        if (writer_room(&w->sbuf, &w->sbuf_cap, raw_size + 4 * HTRI_VARINT_MAX, 128 * 1024) < 0)
+            return w->error = -ENOMEM;
         raw_size = writer_split_events(raw, raw_size, n_records, w->sbuf);
         if (!raw_size)
             return w->error = -EINVAL;
         raw = w->sbuf;
     }
     size_t need = HTRI_FRAME_HEADER_SIZE + ZSTD_compressBound(raw_size);
-    if (need > w->cbuf_cap) {
-        size_t cap = w->cbuf_cap ? w->cbuf_cap : 256 * 1024;
-        while (cap < need)
-            cap *= 2;
-        uint8_t *nb = htri_os_pages_alloc(cap);
-        if (!nb)
-            return w->error = -ENOMEM;
-        htri_os_pages_free(w->cbuf, w->cbuf_cap);
-        w->cbuf = nb;
-        w->cbuf_cap = cap;
-    }
+    if (writer_room(&w->cbuf, &w->cbuf_cap, need, 256 * 1024) < 0)
+        return w->error = -ENOMEM;
     size_t csize = ZSTD_compress2(w->cctx, w->cbuf + HTRI_FRAME_HEADER_SIZE,
                                   w->cbuf_cap - HTRI_FRAME_HEADER_SIZE, raw, raw_size);
     if (ZSTD_isError(csize))
