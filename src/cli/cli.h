@@ -66,6 +66,10 @@ int htri_cli_load(const char *path, const struct htri_analyze_opts *ao, struct h
 /* Loads --suppressions files into a new set (*out NULL when there are none). Returns
  * HTRI_CLI_OK, or HTRI_CLI_FAIL after printing which file and why. */
 int htri_cli_load_supp(const htri_cli_leak_opts *lo, struct htri_supp_set **out);
+/* The renderer's leak options from the command line's, with the loaded suppressions. */
+struct htri_leaks_opts;
+void htri_cli_leaks_opts(const htri_cli_leak_opts *lo, struct htri_supp_set *supp,
+                         struct htri_leaks_opts *out);
 /* Raises the soft RLIMIT_NOFILE to the hard limit: the symbolizer keeps one to three
  * descriptors open per module. Call after forking the traced program (which keeps the
  * limits it was given). Failure is harmless and silent. */

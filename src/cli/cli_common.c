@@ -7,6 +7,7 @@
 #include "analyze/analyze.h"
 #include "analyze/suppress.h"
 #include "cli/cli.h"
+#include "render/leaks.h"
 #include "trace/reader.h"
 
 int htri_cli_load(const char *path, const htri_analyze_opts *ao, htri_model **out)
@@ -39,6 +40,18 @@ int htri_cli_load(const char *path, const htri_analyze_opts *ao, htri_model **ou
                          (unsigned long long)m->cut.offset, m->cut.why);
     *out = m;
     return HTRI_CLI_OK;
+}
+
+void htri_cli_leaks_opts(const htri_cli_leak_opts *lo, htri_supp_set *supp, htri_leaks_opts *out)
+{
+    htri_leaks_opts_default(out);
+    out->mode = lo->mode;
+    out->show_kinds = lo->show_kinds;
+    out->error_kinds = lo->error_kinds;
+    out->resolution = lo->resolution;
+    out->num_callers = lo->num_callers;
+    out->gen_suppressions = lo->gen_suppressions;
+    out->supp = supp;
 }
 
 int htri_cli_load_supp(const htri_cli_leak_opts *lo, htri_supp_set **out)

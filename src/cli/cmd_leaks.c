@@ -33,14 +33,7 @@ int htri_cmd_leaks(const htri_leaks_cmd_opts *o)
         return rc;
     }
     htri_leaks_opts lo;
-    htri_leaks_opts_default(&lo);
-    lo.mode = o->leak.mode;
-    lo.show_kinds = o->leak.show_kinds;
-    lo.error_kinds = o->leak.error_kinds;
-    lo.resolution = o->leak.resolution;
-    lo.num_callers = o->leak.num_callers;
-    lo.gen_suppressions = o->leak.gen_suppressions;
-    lo.supp = supp;
+    htri_cli_leaks_opts(&o->leak, supp, &lo);
     char prefix[32];
     snprintf(prefix, sizeof prefix, "==%u== ", m->header.pid);
     htri_memcheck_counts counts = { 0 };

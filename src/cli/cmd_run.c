@@ -376,14 +376,7 @@ int htri_cmd_run(const htri_run_opts *o)
     fflush(log);
     htri_cli_raise_nofile();     /* the program ran with the limits it was given */
     htri_leaks_opts lo;
-    htri_leaks_opts_default(&lo);
-    lo.mode = o->leak.mode;
-    lo.show_kinds = o->leak.show_kinds;
-    lo.error_kinds = o->leak.error_kinds;
-    lo.resolution = o->leak.resolution;
-    lo.num_callers = o->leak.num_callers;
-    lo.gen_suppressions = o->leak.gen_suppressions;
-    lo.supp = supp;
+    htri_cli_leaks_opts(&o->leak, supp, &lo);
     uint64_t errors = 0;
     int n_traces = run_summaries(session, log, &lo, pid, &ending, &errors);
     if (ending)
